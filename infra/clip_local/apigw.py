@@ -1,0 +1,175 @@
+"""Turn real HTTP requests into API Gateway REST (proxy integration) events, as API Gateway does.
+
+Routes and the API-key requirement come from template.yaml, so the local API answers like the deployed
+one: an unknown route is 403 ``Missing Authentication Token``, a missing or wrong key 403 ``Forbidden``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    resource: str  # /v1/classifications/{pictureId}
+    pattern: re.Pattern[str]
+
+    @classmethod
+    def of(cls, method: str, resource: str) -> Route:
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(resource))
+        return cls(method, resource, re.compile(f"^{regex}$"))
+
+
+class LambdaContext:
+    """The attributes Powertools reads from a Lambda context."""
+
+    function_name = "local"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:local"
+
+    def __init__(self) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+        self._deadline = time.monotonic() + 30
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self._deadline - time.monotonic()) * 1000)
+
+
+def build_event(
+    method: str,
+    route: Route,
+    raw_path: str,
+    headers: dict[str, str],
+    body: bytes,
+    query: str = "",
+    stage: str = "api",
+) -> dict[str, Any]:
+    match = route.pattern.match(raw_path)
+    assert match is not None
+    path_params = {k: unquote(v) for k, v in match.groupdict().items()} or None
+    qs = parse_qs(query, keep_blank_values=True)
+    try:
+        text, is_b64 = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, is_b64 = base64.b64encode(body).decode(), True
+    return {
+        "resource": route.resource,
+        "path": raw_path,
+        "httpMethod": method,
+        "headers": headers or None,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()} or None,
+        "queryStringParameters": {k: v[-1] for k, v in qs.items()} or None,
+        "multiValueQueryStringParameters": qs or None,
+        "pathParameters": path_params,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": route.resource,
+            "httpMethod": method,
+            "path": f"/{stage}{raw_path}",
+            "stage": stage,
+            "requestId": str(uuid.uuid4()),
+            "requestTimeEpoch": int(time.time() * 1000),
+            "identity": {"sourceIp": "127.0.0.1", "apiKey": headers.get("x-api-key")},
+        },
+        "body": text if body else None,
+        "isBase64Encoded": is_b64,
+    }
+
+
+class LocalApi:
+    """A threaded HTTP server on 127.0.0.1 in front of one Lambda handler."""
+
+    def __init__(
+        self, handler: Handler, routes: list[tuple[str, str]], *, api_key: str | None, port: int = 0
+    ) -> None:
+        self.handler = handler
+        self.routes = [Route.of(m, p) for m, p in routes]
+        self.api_key = api_key
+        api = self
+
+        class _Request(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                api._serve(self, "GET")
+
+            def do_POST(self) -> None:
+                api._serve(self, "POST")
+
+            def do_PUT(self) -> None:
+                api._serve(self, "PUT")
+
+            def do_DELETE(self) -> None:
+                api._serve(self, "DELETE")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), _Request)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> LocalApi:
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _serve(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        parts = urlsplit(request.path)
+        raw_path = parts.path[len("/api") :] if parts.path.startswith("/api/") else parts.path
+        route = next((r for r in self.routes if r.method == method and r.pattern.match(raw_path)), None)
+        if route is None:
+            self._reply(
+                request,
+                403,
+                {"Content-Type": "application/json"},
+                b'{"message":"Missing Authentication Token"}',
+            )
+            return
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if self.api_key is not None and headers.get("x-api-key") != self.api_key:
+            self._reply(request, 403, {"Content-Type": "application/json"}, b'{"message":"Forbidden"}')
+            return
+        length = int(headers.get("content-length") or 0)
+        body = request.rfile.read(length) if length else b""
+        event = build_event(method, route, raw_path, headers, body, parts.query)
+        response = self.handler(event, LambdaContext())
+        payload = response.get("body") or ""
+        data = base64.b64decode(payload) if response.get("isBase64Encoded") else str(payload).encode()
+        out_headers = dict(response.get("headers") or {})
+        for key, values in (response.get("multiValueHeaders") or {}).items():
+            out_headers[key] = ", ".join(values)
+        self._reply(request, int(response["statusCode"]), out_headers, data)
+
+    @staticmethod
+    def _reply(request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes) -> None:
+        request.send_response(status)
+        for key, value in headers.items():
+            request.send_header(key, value)
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+
+def json_body(response: dict[str, Any]) -> Any:
+    return json.loads(response["body"])

@@ -1,0 +1,136 @@
+"""The event files under infra/events/ (the ones ``sam local invoke -e`` takes), generated here.
+
+``python -m clip_local.events`` rewrites them; a test checks the committed files equal this output.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from .apigw import Route, build_event
+from .paths import EVENTS_DIR
+
+FEATURE_DIM = 512
+
+
+def sample_features(seed: int, dim: int = FEATURE_DIM) -> list[float]:
+    rng = random.Random(seed)
+    return [round(rng.gauss(0.0, 0.05), 6) for _ in range(dim)]
+
+
+def _api(method: str, resource: str, path: str, body: Any = None) -> dict[str, Any]:
+    headers = {"x-api-key": "local-dev-key", "host": "localhost"}
+    raw = b""
+    if body is not None:
+        headers["content-type"] = "application/json"
+        raw = json.dumps(body, separators=(",", ":")).encode()
+    event = build_event(method, Route.of(method, resource), path, headers, raw)
+    # Fixed ids so the files are stable.
+    event["requestContext"]["requestId"] = "00000000-0000-0000-0000-000000000000"
+    event["requestContext"]["requestTimeEpoch"] = 1767225600000
+    return event
+
+
+def s3_event(
+    event_name: str,
+    bucket: str,
+    key_encoded: str,
+    *,
+    size: int = 0,
+    etag: str = "",
+    sequencer: str,
+    version_id: str | None = None,
+) -> dict[str, Any]:
+    """An S3 notification record as S3 sends it (keys URL-encoded with '+' for spaces)."""
+    obj: dict[str, Any] = {"key": key_encoded, "sequencer": sequencer}
+    if event_name.startswith("ObjectCreated"):
+        obj.update(size=size, eTag=etag)
+    if version_id:
+        obj["versionId"] = version_id
+    return {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2026-01-01T00:00:00.000Z",
+        "eventName": event_name,
+        "userIdentity": {"principalId": "AWS:EXAMPLE"},
+        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {"x-amz-request-id": "EXAMPLE", "x-amz-id-2": "EXAMPLE"},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "UploadClassifier",
+            "bucket": {
+                "name": bucket,
+                "ownerIdentity": {"principalId": "EXAMPLE"},
+                "arn": f"arn:aws:s3:::{bucket}",
+            },
+            "object": obj,
+        },
+    }
+
+
+def all_events() -> dict[str, dict[str, Any]]:
+    return {
+        "api_score_single.json": _api(
+            "POST", "/v1/scores", "/v1/scores", {"pictureId": "sample-001", "features": sample_features(1)}
+        ),
+        "api_score_batch.json": _api(
+            "POST",
+            "/v1/scores",
+            "/v1/scores",
+            {
+                "items": [
+                    {"pictureId": "sample-101", "features": sample_features(101)},
+                    {"pictureId": "sample-102", "features": sample_features(102)},
+                    {"features": sample_features(103)},
+                ]
+            },
+        ),
+        "api_score_wrong_length.json": _api(
+            "POST", "/v1/scores", "/v1/scores", {"features": sample_features(2, FEATURE_DIM - 1)}
+        ),
+        "api_get_classification.json": _api(
+            "GET", "/v1/classifications/{pictureId}", "/v1/classifications/sample-001"
+        ),
+        "api_get_model.json": _api("GET", "/v1/model", "/v1/model"),
+        "s3_object_created.json": {
+            "Records": [
+                s3_event(
+                    "ObjectCreated:Put",
+                    "clip-uploads-local",
+                    "uploads/sample+photo.jpg",
+                    size=1234,
+                    etag="0123456789abcdef0123456789abcdef",
+                    sequencer="0065A1B2C3D4E5F601",
+                )
+            ]
+        },
+        "s3_object_removed.json": {
+            "Records": [
+                s3_event(
+                    "ObjectRemoved:Delete",
+                    "clip-uploads-local",
+                    "uploads/sample+photo.jpg",
+                    sequencer="0065A1B2C3D4E5F702",
+                )
+            ]
+        },
+    }
+
+
+def render(event: dict[str, Any]) -> str:
+    return json.dumps(event, indent=2, ensure_ascii=False) + "\n"
+
+
+def main() -> int:
+    EVENTS_DIR.mkdir(parents=True, exist_ok=True)
+    for name, event in all_events().items():
+        (EVENTS_DIR / name).write_text(render(event), encoding="utf-8")
+        print(f"wrote infra/events/{name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

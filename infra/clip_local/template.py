@@ -1,0 +1,101 @@
+"""Read template.yaml and build the same resources in moto, so tests cannot drift from the template."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from .paths import TEMPLATE
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that keeps CloudFormation short-form tags (!Ref, !Sub, ...) as ``{"Fn::X": ...}``."""
+
+
+def _cfn_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt" and isinstance(value, str):
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    elif isinstance(node, yaml.MappingNode):
+        value = loader.construct_mapping(node, deep=True)
+    else:
+        raise yaml.YAMLError(f"unexpected node for !{suffix}")
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as fh:
+        template: dict[str, Any] = yaml.load(fh, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return template
+
+
+def resource(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    res: dict[str, Any] = template["Resources"][logical_id]
+    return res
+
+
+def create_table(client: DynamoDBClient, table_name: str, *, logical_id: str = "ResultsTable") -> None:
+    """Create the results table exactly as the template declares it (keys, billing, TTL)."""
+    props = resource(load_template(), logical_id)["Properties"]
+    kwargs: dict[str, Any] = {
+        "TableName": table_name,
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+        "BillingMode": props["BillingMode"],
+    }
+    if props.get("SSESpecification", {}).get("SSEEnabled"):
+        kwargs["SSESpecification"] = {"Enabled": True}
+    client.create_table(**kwargs)
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl and ttl.get("Enabled"):
+        client.update_time_to_live(
+            TableName=table_name,
+            TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+        )
+
+
+def create_bucket(client: S3Client, bucket_name: str, *, logical_id: str = "UploadBucket") -> None:
+    """Create the upload bucket with the template's versioning, encryption and public-access block."""
+    props = resource(load_template(), logical_id).get("Properties", {})
+    client.create_bucket(Bucket=bucket_name)
+    if props.get("VersioningConfiguration", {}).get("Status") == "Enabled":
+        client.put_bucket_versioning(Bucket=bucket_name, VersioningConfiguration={"Status": "Enabled"})
+    if "PublicAccessBlockConfiguration" in props:
+        client.put_public_access_block(
+            Bucket=bucket_name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+        )
+    if "BucketEncryption" in props:
+        rules = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        client.put_bucket_encryption(Bucket=bucket_name, ServerSideEncryptionConfiguration={"Rules": rules})
+
+
+def create_queue(client: SQSClient, queue_name: str, *, logical_id: str = "UploadDeadLetterQueue") -> str:
+    props = resource(load_template(), logical_id).get("Properties", {})
+    attributes: Any = {
+        k: str(props[k]) for k in ("MessageRetentionPeriod", "VisibilityTimeout") if k in props
+    }
+    return client.create_queue(QueueName=queue_name, Attributes=attributes)["QueueUrl"]
+
+
+def api_routes(template: dict[str, Any], function_logical_id: str) -> list[tuple[str, str]]:
+    """(METHOD, /path/{param}) of every Api event of a function."""
+    events = resource(template, function_logical_id)["Properties"].get("Events", {})
+    return [
+        (e["Properties"]["Method"].upper(), e["Properties"]["Path"])
+        for e in events.values()
+        if e["Type"] == "Api"
+    ]

@@ -1,0 +1,164 @@
+"""Every error the classifier raises on purpose.
+
+Each error carries a stable machine-readable ``code`` (stored in ``failed`` records, returned by the API,
+used as a metric dimension) and says whether it is ``transient``: a transient error is worth retrying
+(Lambda retries the invocation, then the event goes to the dead-letter queue); a permanent one is recorded
+once and never retried, so a bad image cannot cause a retry storm.
+"""
+
+from __future__ import annotations
+
+
+class ClassifierError(Exception):
+    """Base class of all deliberate errors."""
+
+    code: str = "internal_error"
+    transient: bool = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigurationError(ClassifierError):
+    """A setting is missing or malformed."""
+
+    code = "configuration_error"
+
+
+# --- head weights -------------------------------------------------------------------------------------
+
+
+class WeightsError(ClassifierError):
+    """The MLP head weights cannot be used."""
+
+    code = "weights_error"
+
+
+class WeightsFormatError(WeightsError):
+    """The weights document is not valid JSON or breaks the schema."""
+
+    code = "weights_invalid"
+
+
+class WeightsNotFoundError(WeightsError):
+    code = "weights_not_found"
+
+
+class WeightsAccessDeniedError(WeightsError):
+    code = "weights_access_denied"
+
+
+class WeightsIntegrityError(WeightsError):
+    """The content does not hash to the declared sha256."""
+
+    code = "weights_integrity"
+
+
+class WeightsUnavailableError(WeightsError):
+    """S3 throttled, failed or timed out while fetching the weights."""
+
+    code = "weights_unavailable"
+    transient = True
+
+
+# --- input features -----------------------------------------------------------------------------------
+
+
+class InvalidFeaturesError(ClassifierError):
+    """A feature vector has the wrong shape or non-finite values."""
+
+    code = "invalid_features"
+
+    def __init__(self, message: str, *, field: str = "features") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ResultNotFoundError(ClassifierError):
+    """No stored classification for the requested pictureId."""
+
+    code = "not_found"
+
+
+# --- image embedder -----------------------------------------------------------------------------------
+
+
+class ModelError(ClassifierError):
+    code = "model_error"
+
+
+class ModelNotFoundError(ModelError):
+    code = "model_not_found"
+
+
+class ModelIntegrityError(ModelError):
+    code = "model_integrity"
+
+
+class ModelFormatError(ModelError):
+    code = "model_invalid"
+
+
+# --- images -------------------------------------------------------------------------------------------
+
+
+class ImageError(ClassifierError):
+    """The uploaded object cannot be classified. Permanent: it is recorded as a ``failed`` item."""
+
+    code = "image_error"
+
+
+class EmptyImageError(ImageError):
+    code = "image_empty"
+
+
+class ImageTooLargeError(ImageError):
+    code = "image_too_large"
+
+
+class ImageTooManyPixelsError(ImageError):
+    """Too many pixels to decode safely (includes decompression bombs)."""
+
+    code = "image_too_many_pixels"
+
+
+class UnsupportedImageError(ImageError):
+    code = "image_unsupported"
+
+
+class CorruptImageError(ImageError):
+    code = "image_corrupt"
+
+
+# --- AWS adapters -------------------------------------------------------------------------------------
+
+
+class SourceObjectError(ClassifierError):
+    """The uploaded S3 object cannot be read."""
+
+    code = "source_error"
+
+
+class SourceObjectNotFoundError(SourceObjectError):
+    """The object was deleted (or replaced) before it could be read; a later event covers it."""
+
+    code = "source_not_found"
+
+
+class SourceAccessDeniedError(SourceObjectError):
+    code = "source_access_denied"
+
+
+class TransientSourceError(SourceObjectError):
+    code = "source_unavailable"
+    transient = True
+
+
+class ResultsStoreError(ClassifierError):
+    code = "results_store_error"
+
+
+class TransientResultsStoreError(ResultsStoreError):
+    code = "results_store_unavailable"
+    transient = True

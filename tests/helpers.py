@@ -1,0 +1,118 @@
+"""Shared test helpers: fault injection around real boto3 clients, weights documents, events."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from clip_local.paths import EVENTS_DIR, EXAMPLE_WEIGHTS
+
+GOLDEN_HEAD = EXAMPLE_WEIGHTS.with_name("golden_head.json")
+
+
+def client_error(code: str, status: int, operation: str = "Operation") -> ClientError:
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": f"injected {code}"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
+        operation,
+    )
+
+
+class FaultyClient:
+    """A real boto3 client whose named operations first raise the queued errors, then behave normally."""
+
+    def __init__(self, client: Any, **faults: list[BaseException]) -> None:
+        self._client = client
+        self.faults = {name: list(errors) for name, errors in faults.items()}
+        self.calls: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self._client, name)
+        if not callable(real):
+            return real
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            queue = self.faults.get(name)
+            if queue:
+                raise queue.pop(0)
+            return real(*args, **kwargs)
+
+        return call
+
+
+def example_doc() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(EXAMPLE_WEIGHTS.read_text())
+    return data
+
+
+def small_doc(**changes: Any) -> dict[str, Any]:
+    """A tiny valid-shaped MLP document (4 → 3 → 2) with its content hash recomputed."""
+    doc: dict[str, Any] = {
+        "format": "clip-head-weights",
+        "format_version": 1,
+        "head_type": "mlp",
+        "classes": ["a", "b"],
+        "input_dim": 4,
+        "input_normalization": "none",
+        "layers": [
+            {
+                "type": "linear",
+                "weight": [[0.1, -0.2, 0.3, 0.4], [0.5, 0.6, -0.7, 0.8], [0.0, 0.1, 0.2, 0.3]],
+                "bias": [0.0, 0.1, -0.1],
+            },
+            {"type": "relu"},
+            {"type": "linear", "weight": [[1.0, -1.0, 0.5], [0.25, 0.75, -0.5]], "bias": [0.2, -0.2]},
+            {"type": "sigmoid"},
+        ],
+        "output": "sigmoid_normalized",
+        "provenance": {"created_at": "2026-01-01T00:00:00Z", "training": {"note": "test"}},
+        "content_sha256": "0" * 64,
+    }
+    doc.update(changes)
+    rehash(doc)
+    return doc
+
+
+def rehash(doc: dict[str, Any]) -> dict[str, Any]:
+    """Recompute content_sha256 when the document is well-formed enough to hash."""
+    import numpy as np
+
+    from clip_classifier.weights_format import content_sha256
+
+    try:
+        linear = [
+            (np.asarray(layer["weight"], dtype=np.float32), np.asarray(layer["bias"], dtype=np.float32))
+            for layer in doc["layers"]
+            if layer.get("type") == "linear"
+        ]
+        doc["content_sha256"] = content_sha256(
+            classes=doc["classes"],
+            input_dim=doc["input_dim"],
+            input_normalization=doc["input_normalization"],
+            layer_types=[layer["type"] for layer in doc["layers"]],
+            linear=linear,
+            output=doc["output"],
+        )
+    except (ValueError, KeyError, TypeError):
+        pass
+    return doc
+
+
+def encode(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc).encode()
+
+
+def load_event(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text())
+    return copy.deepcopy(event)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())

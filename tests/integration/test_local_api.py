@@ -1,0 +1,74 @@
+"""The README's local stack, talked to over real HTTP (moto server on 127.0.0.1, local API)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from clip_local.events import sample_features
+from clip_local.stack import LocalStack, local_stack
+
+KEY = "integration-key"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with local_stack(api_key=KEY) as running:
+        yield running
+
+
+def call(
+    stack: LocalStack, method: str, path: str, body: Any = None, key: str | None = KEY
+) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{stack.api.url}/api{path}", data=data, method=method)
+    if key:
+        request.add_header("x-api-key", key)
+    if data is not None:
+        request.add_header("content-type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_score_then_read_back_over_http(stack: LocalStack) -> None:
+    status, scored = call(
+        stack, "POST", "/v1/scores", {"pictureId": "http-1", "features": sample_features(5)}
+    )
+    assert status == 200
+    assert abs(sum(scored["probabilities"].values()) - 1) <= 1e-6
+    status, stored = call(stack, "GET", "/v1/classifications/http-1")
+    assert status == 200 and stored["topLabel"] == scored["topLabel"]
+    assert stored["headVersion"] == scored["headVersion"]
+
+
+def test_the_api_key_is_required(stack: LocalStack) -> None:
+    assert call(stack, "GET", "/v1/model", key=None)[0] == 403
+    assert call(stack, "GET", "/v1/model", key="wrong")[0] == 403
+    status, model = call(stack, "GET", "/v1/model")
+    assert status == 200 and len(model["classes"]) == 12
+
+
+def test_unknown_routes_answer_like_api_gateway(stack: LocalStack) -> None:
+    status, body = call(stack, "GET", "/v1/nothing-here")
+    assert status == 403 and body == {"message": "Missing Authentication Token"}
+
+
+def test_bad_request_over_http(stack: LocalStack) -> None:
+    status, body = call(stack, "POST", "/v1/scores", {"features": [1.0, 2.0]})
+    assert status == 422 and body["message"] == "features must have 512 numbers, got 2"
+    assert call(stack, "GET", "/v1/classifications/never-stored")[0] == 404
+
+
+def test_weights_are_served_through_the_s3_cache(stack: LocalStack) -> None:
+    from clip_classifier import runtime
+
+    cache = runtime.weights_cache()
+    assert cache.uri == stack.weights_uri and cache.downloads == 1

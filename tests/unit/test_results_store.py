@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from clip_classifier.exceptions import ResultsStoreError, TransientResultsStoreError
+from clip_classifier.head import Prediction
+from clip_classifier.records import ClassificationRecord, SourceInfo, normalize_sequencer
+from clip_classifier.results_store import ResultsStore, serialize, to_decimal
+from tests.conftest import TABLE, scan_count
+from tests.helpers import FaultyClient, client_error
+
+CLASSES = ("cat", "dog", "bird")
+
+
+def prediction(seed: int = 0) -> Prediction:
+    rng = np.random.default_rng(seed)
+    scores = rng.uniform(0.01, 0.99, size=3).astype(np.float32)
+    probs = (scores / scores.sum()).astype(np.float32)
+    return Prediction(CLASSES, tuple(scores.tolist()), tuple(probs.tolist()))
+
+
+def s3_record(picture_id: str, sequencer: str, seed: int = 0) -> ClassificationRecord:
+    return ClassificationRecord.classified(
+        picture_id,
+        prediction(seed),
+        head_version="h" * 64,
+        source=SourceInfo(type="s3", bucket="b", key=picture_id, etag=f"e{seed}"),
+        sequencer=normalize_sequencer(sequencer),
+    )
+
+
+def test_round_trip_keeps_every_field(dynamodb: Any) -> None:
+    store = ResultsStore(TABLE, dynamodb)
+    record = ClassificationRecord.classified(
+        "pic-1", prediction(), head_version="a" * 64, source=SourceInfo(type="api")
+    )
+    store.put(record)
+    got = store.get("pic-1")
+    assert got is not None
+    assert got.status == "classified" and got.classes == list(CLASSES)
+    assert got.probabilities is not None
+    for label, value in record.probabilities.items():  # type: ignore[union-attr]
+        assert got.probabilities[label] == pytest.approx(value, abs=1e-7)
+    assert abs(sum(got.probabilities.values()) - 1) <= 1e-6
+    assert got.top_label == record.top_label and got.head_version == "a" * 64
+
+
+def test_get_missing_is_none(dynamodb: Any) -> None:
+    assert ResultsStore(TABLE, dynamodb).get("absent") is None
+
+
+def test_failed_record_keeps_the_reason(dynamodb: Any) -> None:
+    store = ResultsStore(TABLE, dynamodb)
+    store.put(
+        ClassificationRecord.failed(
+            "x", code="image_corrupt", message="truncated JPEG", source=SourceInfo(type="s3")
+        )
+    )
+    got = store.get("x")
+    assert got is not None and got.status == "failed"
+    assert (
+        got.error is not None and got.error.code == "image_corrupt" and got.error.message == "truncated JPEG"
+    )
+
+
+def test_newer_sequencer_wins_and_older_or_duplicate_is_absorbed(dynamodb: Any) -> None:
+    store = ResultsStore(TABLE, dynamodb)
+    assert store.put_if_newer(s3_record("k", "00AA", seed=1))
+    assert store.put_if_newer(s3_record("k", "00BB", seed=2))
+    assert not store.put_if_newer(s3_record("k", "00AA", seed=3))  # out of order
+    assert not store.put_if_newer(s3_record("k", "00BB", seed=4))  # duplicate
+    got = store.get("k")
+    assert got is not None and got.source.etag == "e2"
+
+
+def test_sequencers_of_different_length_compare_as_numbers() -> None:
+    assert normalize_sequencer("FF") < normalize_sequencer("100")
+    assert normalize_sequencer("0A") == normalize_sequencer("a")
+    with pytest.raises(ValueError):
+        normalize_sequencer("not-hex")
+
+
+def test_deletion_marker_has_a_ttl_and_blocks_late_creates(dynamodb: Any) -> None:
+    store = ResultsStore(TABLE, dynamodb)
+    store.put_if_newer(s3_record("k", "10"))
+    marker = ClassificationRecord(
+        picture_id="k",
+        status="deleted",
+        source=SourceInfo(type="s3", key="k"),
+        sequencer=normalize_sequencer("20"),
+    )
+    assert store.put_if_newer(marker)
+    assert not store.put_if_newer(s3_record("k", "15"))
+    got = store.get("k")
+    assert got is not None and got.status == "deleted" and got.expires_at is not None
+
+
+def test_batch_write_of_more_than_25_items(dynamodb: Any) -> None:
+    store = ResultsStore(TABLE, dynamodb)
+    records = [
+        ClassificationRecord.classified(
+            f"p{i}", prediction(i), head_version="a" * 64, source=SourceInfo(type="api")
+        )
+        for i in range(60)
+    ]
+    store.put_many(records)
+    assert scan_count(dynamodb) == 60
+
+
+def test_unprocessed_batch_items_are_retried(dynamodb: Any) -> None:
+    class PartlyThrottled(FaultyClient):
+        def batch_write_item(self, **kwargs: Any) -> Any:
+            self.calls["batch_write_item"] = self.calls.get("batch_write_item", 0) + 1
+            requests = kwargs["RequestItems"][TABLE]
+            if self.calls["batch_write_item"] == 1:  # DynamoDB accepted only the first item
+                dynamodb.batch_write_item(RequestItems={TABLE: requests[:1]})
+                return {"UnprocessedItems": {TABLE: requests[1:]}}
+            return dynamodb.batch_write_item(**kwargs)
+
+    client = PartlyThrottled(dynamodb)
+    records = [
+        ClassificationRecord.classified(
+            f"p{i}", prediction(i), head_version="a" * 64, source=SourceInfo(type="api")
+        )
+        for i in range(5)
+    ]
+    ResultsStore(TABLE, client).put_many(records)  # type: ignore[arg-type]
+    assert scan_count(dynamodb) == 5 and client.calls["batch_write_item"] == 2
+
+
+def test_throttling_is_transient_and_other_errors_are_not(dynamodb: Any) -> None:
+    throttled = FaultyClient(dynamodb, put_item=[client_error("ProvisionedThroughputExceededException", 400)])
+    with pytest.raises(TransientResultsStoreError):
+        ResultsStore(TABLE, throttled).put(s3_record("k", "1"))  # type: ignore[arg-type]
+    with pytest.raises(ResultsStoreError) as info:
+        ResultsStore("no-such-table", dynamodb).put(s3_record("k", "1"))
+    assert not info.value.transient
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False, width=32))
+def test_every_float32_becomes_an_exact_decimal(value: float) -> None:
+    dec = to_decimal(value)
+    assert np.float32(float(dec)) == np.float32(value)
+    assert isinstance(dec, Decimal)
+
+
+def test_serialization_never_raises_inexact() -> None:
+    tiny = Prediction(CLASSES, (1e-38, 1.0000001, 0.33333334), (1e-45, 0.9999999, 1 / 3))
+    item = serialize(
+        ClassificationRecord.classified("p", tiny, head_version="a" * 64, source=SourceInfo(type="api"))
+    )
+    assert Decimal(item["probabilities"]["M"]["cat"]["N"]) == Decimal("1e-45")
