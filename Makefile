@@ -32,7 +32,8 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy functions/score_features/app.py
-	$(VENV)/bin/mypy weights/export_mlp_weights.py
+	$(VENV)/bin/mypy functions/classify_upload/app.py
+	$(VENV)/bin/mypy weights/export_mlp_weights.py weights/export_clip_onnx.py bench/
 	$(VENV)/bin/cfn-lint template.yaml
 
 clean:

@@ -1,34 +1,108 @@
-"""``python -m clip_local``: run the local stack until Ctrl-C and show how to call it."""
+"""``python -m clip_local``: the whole product on this machine, no AWS account.
+
+Starts moto on 127.0.0.1 with the template's table, bucket and queue; uploads every image of ``--images``
+(default: the test fixtures) to the local bucket, where each upload is classified by the real upload
+function; prints the results as a table; then serves the scoring API until Ctrl-C.
+"""
 
 from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
+from pathlib import Path
 
-from .stack import local_stack
+from clip_classifier.records import ClassificationRecord
+
+from .paths import REPO_ROOT, TINY_MODEL_DIR
+from .stack import LocalStack, local_stack
+
+DEFAULT_IMAGES = REPO_ROOT / "tests" / "fixtures" / "images"
+
+
+def progress(done: int, total: int, label: str, width: int = 30) -> None:
+    filled = int(width * done / max(total, 1))
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label[:40]:<40}")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def classify_folder(stack: LocalStack, folder: Path) -> list[tuple[str, ClassificationRecord | None]]:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    results = []
+    for i, path in enumerate(files, 1):
+        progress(i - 1, len(files), path.name)
+        stack.upload(path.name, path.read_bytes())
+        from clip_classifier.picture_id import picture_id_for_key
+
+        picture_id = picture_id_for_key(stack.key_prefix + path.name, stack.key_prefix)
+        results.append((path.name, stack.result(picture_id)))
+    progress(len(files), len(files), "done")
+    return results
+
+
+def render(results: list[tuple[str, ClassificationRecord | None]]) -> str:
+    lines = [f"{'file':<28} {'status':<11} {'top label':<14} {'p(top)':>7}  detail", "-" * 96]
+    for name, record in results:
+        if record is None:
+            lines.append(f"{name:<28} {'missing':<11}")
+        elif record.status == "classified":
+            lines.append(
+                f"{name:<28} {record.status:<11} {record.top_label or '':<14} {record.top_probability or 0:>7.4f}  "
+                f"head {str(record.head_version)[:8]}, model {str(record.embedder_version)[:8]}"
+            )
+        else:
+            detail = f"{record.error.code}: {record.error.message}" if record.error else ""
+            lines.append(f"{name:<28} {record.status:<11} {'':<14} {'':>7}  {detail[:60]}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m clip_local", description=__doc__)
+    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder of images to upload")
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=TINY_MODEL_DIR / "int8",
+        help="folder with model.onnx + manifest.json (default: the tiny test model)",
+    )
     parser.add_argument("--port", type=int, default=3000, help="port of the local API (default 3000)")
     parser.add_argument("--moto-port", type=int, default=5000, help="port of the moto server (default 5000)")
     parser.add_argument("--api-key", default="local-dev-key", help="x-api-key the local API requires")
-    parser.add_argument("--once", action="store_true", help="start, print the banner and exit (smoke test)")
+    parser.add_argument("--once", action="store_true", help="classify, print, and exit without serving")
+    parser.add_argument(
+        "--verbose", action="store_true", help="show the functions' JSON logs and EMF metrics"
+    )
     args = parser.parse_args(argv)
 
-    with local_stack(api_port=args.port, moto_port=args.moto_port, api_key=args.api_key) as stack:
+    # The functions log JSON and print EMF metrics, as in Lambda; here they would bury the table.
+    quiet = {} if args.verbose else {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
+    with local_stack(
+        api_port=args.port,
+        moto_port=args.moto_port,
+        api_key=args.api_key,
+        model_dir=args.model_dir,
+        extra_env=quiet,
+    ) as stack:
         url = stack.api.url
-        print(f"moto (S3, DynamoDB) on {stack.endpoint}; table {stack.table}; weights {stack.weights_uri}")
-        print(f"API on {url}/api   (x-api-key: {stack.api_key})")
-        print("Try:")
+        print(
+            f"moto (S3, DynamoDB, SQS) on {stack.endpoint}; table {stack.table}; weights {stack.weights_uri}"
+        )
+        print(f"model {args.model_dir}; uploads go to s3://{stack.upload_bucket}/{stack.key_prefix}")
+        if args.images:
+            print(f"classifying {args.images} ...")
+            print(render(classify_folder(stack, args.images)))
+            print(f"dead-lettered events: {stack.invoker.dead_lettered}")
+        print(f"\nAPI on {url}/api   (x-api-key: {stack.api_key})")
         print(f"  curl -s -H 'x-api-key: {stack.api_key}' {url}/api/v1/model")
+        print(f"  curl -s -H 'x-api-key: {stack.api_key}' {url}/api/v1/classifications/landscape_rgb.jpg")
         print(
             f"  curl -s -H 'x-api-key: {stack.api_key}' -H 'content-type: application/json' "
-            f'-d "{{\\"pictureId\\": \\"demo-1\\", \\"features\\": [$(python3 -c \'print(",".join(["0.01"]*512))\')]}}" '
-            f"{url}/api/v1/scores"
+            f'-d "{{\\"pictureId\\": \\"demo-1\\", \\"features\\": '
+            f'[$(python3 -c \'print(",".join(["0.01"]*512))\')]}}" {url}/api/v1/scores'
         )
-        print(f"  curl -s -H 'x-api-key: {stack.api_key}' {url}/api/v1/classifications/demo-1")
         if args.once:
             return 0
         stop = threading.Event()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -26,6 +27,12 @@ def free_port() -> int:
         return port
 
 
+def _reset(endpoint: str) -> None:
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - loopback moto server
+        pass
+
+
 @contextmanager
 def moto_server(port: int | None = None) -> Iterator[str]:
     """Run moto on 127.0.0.1 and export AWS_ENDPOINT_URL + dummy credentials while it runs."""
@@ -38,8 +45,10 @@ def moto_server(port: int | None = None) -> Iterator[str]:
     os.environ.update(LOCAL_ENV)
     os.environ["AWS_ENDPOINT_URL"] = endpoint
     try:
+        _reset(endpoint)  # moto backends are per process: start from nothing, whatever ran before
         yield endpoint
     finally:
+        _reset(endpoint)
         server.stop()
         for key, value in saved.items():
             if value is None:

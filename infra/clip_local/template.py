@@ -79,8 +79,16 @@ def create_bucket(client: S3Client, bucket_name: str, *, logical_id: str = "Uplo
             Bucket=bucket_name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
         )
     if "BucketEncryption" in props:
-        rules = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-        client.put_bucket_encryption(Bucket=bucket_name, ServerSideEncryptionConfiguration={"Rules": rules})
+        # CloudFormation says ServerSideEncryptionByDefault where the S3 API says ApplyServerSideEncryptionByDefault.
+        rules: Any = [
+            {
+                "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+                **({"BucketKeyEnabled": rule["BucketKeyEnabled"]} if "BucketKeyEnabled" in rule else {}),
+            }
+            for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        ]
+        encryption: Any = {"Rules": rules}
+        client.put_bucket_encryption(Bucket=bucket_name, ServerSideEncryptionConfiguration=encryption)
 
 
 def create_queue(client: SQSClient, queue_name: str, *, logical_id: str = "UploadDeadLetterQueue") -> str:
@@ -99,3 +107,28 @@ def api_routes(template: dict[str, Any], function_logical_id: str) -> list[tuple
         for e in events.values()
         if e["Type"] == "Api"
     ]
+
+
+def resolve(template: dict[str, Any], value: Any) -> Any:
+    """Resolve ``{"Ref": Parameter}`` to the parameter's default (enough for local environment values)."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        param = template.get("Parameters", {}).get(value["Ref"])
+        if param is not None:
+            return param.get("Default", "")
+    return value
+
+
+def function_environment(template: dict[str, Any], logical_id: str) -> dict[str, str]:
+    """A function's own environment variables whose values the template fixes (parameters at defaults)."""
+    variables = resource(template, logical_id)["Properties"].get("Environment", {}).get("Variables", {})
+    env = {}
+    for name, value in variables.items():
+        resolved = resolve(template, value)
+        if isinstance(resolved, str | int | float):
+            env[name] = str(resolved)
+    return env
+
+
+def max_retry_attempts(template: dict[str, Any], logical_id: str) -> int:
+    config = resource(template, logical_id)["Properties"].get("EventInvokeConfig", {})
+    return int(resolve(template, config.get("MaximumRetryAttempts", 2)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .api_models import EmbedderInfo
 from .manifest import load_manifest
@@ -11,6 +11,9 @@ from .results_store import ResultsStore
 from .scoring import ScoringService
 from .settings import Settings, load_settings
 from .weights_cache import WeightsCache
+
+if TYPE_CHECKING:
+    from .upload_classifier import UploadClassifier
 
 _lock = threading.Lock()
 _singletons: dict[str, Any] = {}
@@ -89,3 +92,42 @@ def embedder_info() -> EmbedderInfo | None:
 
     info: EmbedderInfo = singleton("embedder_info", build)
     return info
+
+
+def upload_classifier() -> UploadClassifier:
+    """The upload pipeline with its model loaded (cold start: imports, model, weights)."""
+    from .embedder import Embedder
+    from .preprocess import ImageLimits, Preprocessor
+    from .upload_classifier import UploadClassifier
+
+    cfg = settings()
+    weights, store = weights_cache(), results_store()
+
+    def build() -> UploadClassifier:
+        embedder = Embedder(cfg.model_path, cfg.resolved_manifest_path, threads=cfg.intra_op_threads)
+        preprocessor = Preprocessor(
+            embedder.manifest.transform,
+            ImageLimits(max_bytes=cfg.max_image_bytes, max_pixels=cfg.max_image_pixels),
+            mode=cfg.preprocess_mode,
+        )
+        weights.get()  # load (and verify) the head now rather than inside the first record's timings
+        from .aws import s3_client
+
+        return UploadClassifier(
+            s3=s3_client,
+            store=store,
+            weights=weights,
+            embedder=embedder,
+            preprocessor=preprocessor,
+            key_prefix=cfg.key_prefix,
+            key_suffixes=cfg.key_suffixes,
+        )
+
+    classifier: UploadClassifier = singleton("upload_classifier", build)
+    return classifier
+
+
+def has(name: str) -> bool:
+    """Whether a named singleton exists yet (the handler uses it to time cold starts)."""
+    with _lock:
+        return name in _singletons

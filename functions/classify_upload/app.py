@@ -1,0 +1,101 @@
+"""S3 upload classifier: ObjectCreated/ObjectRemoved events → classification results in DynamoDB.
+
+Thin by design: Powertools parses the event, ``clip_classifier.upload_classifier`` does the work, and
+outcomes become logs and EMF metrics here. A bad image is recorded as ``failed`` and does not raise;
+transient AWS errors and configuration errors raise after every record was tried, so Lambda retries the
+event (records already stored are absorbed as duplicates) and finally sends it to the dead-letter queue.
+Image bytes and embeddings are never logged.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from clip_classifier import runtime
+from clip_classifier.exceptions import ClassifierError
+from clip_classifier.s3_events import ObjectEvent
+from clip_classifier.upload_classifier import STAGES
+
+logger = Logger()
+metrics = Metrics()
+
+
+def _object_event(record: Any) -> ObjectEvent:
+    raw = record.raw_event["s3"]["object"]
+    return ObjectEvent(
+        event_name=record.event_name,
+        bucket=record.s3.bucket.name,
+        # S3 URL-encodes keys in notifications ('+' for space, %XX for UTF-8); Powertools' S3Event leaves them so.
+        key=unquote_plus(raw["key"]),
+        size=raw.get("size"),
+        etag=raw.get("eTag") or None,
+        version_id=raw.get("versionId") or None,
+        sequencer=raw["sequencer"],
+        event_time=record.event_time,
+    )
+
+
+def _classifier() -> Any:
+    """The per-container pipeline; the first call (cold start) is timed as a metric."""
+    start = time.perf_counter()
+    cold = not runtime.has("upload_classifier")
+    classifier = runtime.upload_classifier()
+    if cold:
+        init_ms = (time.perf_counter() - start) * 1000
+        metrics.add_metric(name="ModelLoadMs", unit=MetricUnit.Milliseconds, value=init_ms)
+        logger.info(
+            "model loaded", extra={"init_ms": round(init_ms, 1), "threads": classifier.embedder.threads}
+        )
+    return classifier
+
+
+@metrics.log_metrics(capture_cold_start_metric=True)
+@logger.inject_lambda_context(log_event=False)
+@event_source(data_class=S3Event)
+def lambda_handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
+    classifier = _classifier()
+    counts: dict[str, int] = {}
+    retry: ClassifierError | None = None
+    for record in event.records:
+        try:
+            outcome = classifier.process(_object_event(record))
+        except ClassifierError as exc:
+            # Keep going so the other records are stored; raise at the end for Lambda's retry → DLQ.
+            logger.error(
+                "record not processed",
+                extra={"code": exc.code, "error": exc.message, "transient": exc.transient},
+            )
+            metrics.add_metric(name="RecordErrors", unit=MetricUnit.Count, value=1)
+            retry = retry or exc
+            continue
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        metrics.add_metric(name=outcome.status.capitalize(), unit=MetricUnit.Count, value=1)
+        if outcome.code:
+            metrics.add_metric(name=f"Failed_{outcome.code}", unit=MetricUnit.Count, value=1)
+        for stage in STAGES:
+            if stage in outcome.timings_ms:
+                metrics.add_metric(
+                    name=f"{stage.capitalize()}Ms",
+                    unit=MetricUnit.Milliseconds,
+                    value=outcome.timings_ms[stage],
+                )
+        logger.info(
+            "record processed",
+            extra={
+                "picture_id": outcome.picture_id,
+                "status": outcome.status,
+                "code": outcome.code,
+                "top_label": outcome.top_label,
+                "timings_ms": outcome.timings_ms,
+            },
+        )
+    if retry is not None:
+        raise retry
+    return {"records": len(list(event.records)), "outcomes": counts}

@@ -1,0 +1,207 @@
+"""Decode image bytes safely and turn them into the embedder's input tensor.
+
+Decoding: Pillow (plus pi-heif for HEIC/HEIF), the first frame of animations, EXIF orientation applied,
+16-bit greyscale scaled to 8 bits, transparency composited onto white and every other mode converted to
+RGB (as Hugging Face's ``convert_to_rgb`` does). Limits are checked from the header, before any pixel is
+decoded: object size, then width × height (which also stops decompression bombs).
+
+Two transforms, both driven by the model manifest's :class:`ImageTransform`:
+
+* **exact** — equal to Hugging Face ``CLIPImageProcessor``'s PIL backend: bicubic resize of the shorter
+  side (longer side truncated as HF does), centre crop, ``x * rescale`` in float64 cast to float32, then
+  ``(x - mean) / std`` in float32 (``tests/unit/test_preprocess.py`` compares with the real processor).
+* **fast** — for large JPEGs: the decoder's DCT scaling (``Image.draft``) decodes at 1/2, 1/4 or 1/8 size,
+  never below the resize target, and the exact transform runs on that smaller image. Embedding cosine to
+  the exact path ≥ 0.999 (tests and ``bench/bench_pipeline.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import struct
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .exceptions import (
+    CorruptImageError,
+    EmptyImageError,
+    ImageTooLargeError,
+    ImageTooManyPixelsError,
+    UnsupportedImageError,
+)
+from .manifest import ImageTransform
+
+try:  # HEIC/HEIF decoding; the upload function always ships it (functions/classify_upload/requirements.txt)
+    from pi_heif import register_heif_opener
+
+    register_heif_opener()
+    HEIF_AVAILABLE = True
+except ImportError:  # pragma: no cover - only when the optional plugin is absent
+    HEIF_AVAILABLE = False
+
+SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF"})
+_RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
+# What Pillow raises on damaged data, depending on the codec and where the damage is.
+_DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    IndexError,
+    TypeError,
+    ZeroDivisionError,
+)
+
+Mode = Literal["auto", "exact", "fast"]
+F32 = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageLimits:
+    max_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 40_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Preprocessed:
+    pixels: F32  # [1, 3, crop_height, crop_width]
+    format: str
+    width: int  # as stored, before EXIF rotation
+    height: int
+    path: Literal["exact", "fast"]
+
+
+def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
+    """Parse the header only, and enforce every limit before decoding pixels."""
+    if not data:
+        raise EmptyImageError("the object is empty (0 bytes)")
+    if len(data) > limits.max_bytes:
+        raise ImageTooLargeError(f"image is {len(data)} bytes; the limit is {limits.max_bytes}")
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as exc:
+        raise UnsupportedImageError(
+            "not a supported image (JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC/HEIF expected)"
+        ) from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageTooManyPixelsError(f"image declares too many pixels: {exc}") from exc
+    except _DECODE_ERRORS as exc:
+        raise CorruptImageError(f"cannot read the image header: {exc}") from exc
+    if image.format not in SUPPORTED_FORMATS:
+        raise UnsupportedImageError(f"image format {image.format} is not supported")
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise CorruptImageError(f"image declares an empty size {width}x{height}")
+    if width * height > limits.max_pixels:
+        raise ImageTooManyPixelsError(
+            f"image is {width}x{height} = {width * height} pixels; the limit is {limits.max_pixels}"
+        )
+    return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Decode (first frame), apply EXIF orientation, and convert to 8-bit RGB with alpha on white."""
+    try:
+        if getattr(image, "n_frames", 1) > 1:
+            image.seek(0)
+        image.load()
+        # An unreadable EXIF block only loses the orientation hint, not the picture.
+        with contextlib.suppress(*_DECODE_ERRORS):
+            image = ImageOps.exif_transpose(image) or image
+        if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+            # 16-bit greyscale: Pillow's own convert("RGB") clips at 255 (nearly all white); scale instead.
+            wide = np.asarray(image, dtype=np.uint32)
+            image = Image.fromarray((wide >> 8).clip(0, 255).astype(np.uint8), "L")
+        elif image.mode == "F":
+            image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), "L")
+        has_alpha = "A" in image.getbands() or image.info.get("transparency") is not None
+        if has_alpha:
+            rgba = image.convert("RGBA")
+            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            return Image.alpha_composite(background, rgba).convert("RGB")
+        return image.convert("RGB")
+    except Image.DecompressionBombError as exc:
+        raise ImageTooManyPixelsError(f"image expands to too many pixels: {exc}") from exc
+    except _DECODE_ERRORS as exc:
+        raise CorruptImageError(f"cannot decode the {image.format} image: {exc}") from exc
+
+
+def resize_size(width: int, height: int, shortest_edge: int) -> tuple[int, int]:
+    """(width, height) after resizing the shorter side, truncating the longer one exactly as HF does."""
+    short, long = (width, height) if width <= height else (height, width)
+    new_short, new_long = shortest_edge, int(shortest_edge * long / short)
+    return (new_short, new_long) if width <= height else (new_long, new_short)
+
+
+class Normalizer:
+    """Rescale + normalize with the exact float arithmetic of Hugging Face's numpy path."""
+
+    def __init__(self, transform: ImageTransform) -> None:
+        self.transform = transform
+        self._mean = np.asarray(transform.image_mean, dtype=np.float32)
+        self._std = np.asarray(transform.image_std, dtype=np.float32)
+
+    def __call__(self, rgb: Image.Image) -> F32:
+        t = self.transform
+        width, height = resize_size(rgb.width, rgb.height, t.shortest_edge)
+        resized = rgb.resize((width, height), resample=_RESAMPLE[t.resample])
+        arr = center_crop(np.asarray(resized), t.crop_height, t.crop_width)
+        x = (arr.astype(np.float64) * t.rescale_factor).astype(np.float32)
+        x = (x - self._mean) / self._std
+        return np.ascontiguousarray(x.transpose(2, 0, 1))[None]
+
+
+def center_crop(arr: npt.NDArray[np.uint8], height: int, width: int) -> npt.NDArray[np.uint8]:
+    """Centre crop of an HWC array; zero-padded (centred) where it is smaller, exactly as HF does."""
+    h, w = arr.shape[:2]
+    top, left = (h - height) // 2, (w - width) // 2
+    if top >= 0 and left >= 0:
+        return arr[top : top + height, left : left + width]
+    new_h, new_w = max(height, h), max(width, w)
+    padded = np.zeros((new_h, new_w, arr.shape[2]), dtype=arr.dtype)
+    top_pad, left_pad = -(-(new_h - h) // 2), -(-(new_w - w) // 2)
+    padded[top_pad : top_pad + h, left_pad : left_pad + w] = arr
+    top, left = top + top_pad, left + left_pad
+    return padded[max(0, top) : min(new_h, top + height), max(0, left) : min(new_w, left + width)]
+
+
+class Preprocessor:
+    """Bytes → ``[1, 3, H, W]`` float32, with limits; one instance per container."""
+
+    def __init__(
+        self,
+        transform: ImageTransform,
+        limits: ImageLimits | None = None,
+        *,
+        mode: Mode = "auto",
+        fast_oversample: float = 1.0,
+    ) -> None:
+        self.transform = transform
+        self.limits = limits or ImageLimits()
+        self.mode: Mode = mode
+        self.fast_oversample = fast_oversample
+        self._normalize = Normalizer(transform)
+
+    def wants_fast(self, image: Image.Image) -> bool:
+        if self.mode == "exact" or image.format not in ("JPEG", "MPO"):
+            return False
+        # Only worth it when DCT scaling can at least halve the image without going below the target.
+        return (
+            self.mode == "fast" or min(image.size) >= 2 * self.transform.shortest_edge * self.fast_oversample
+        )
+
+    def __call__(self, data: bytes) -> Preprocessed:
+        image = open_image(data, self.limits)
+        width, height, fmt = image.width, image.height, str(image.format)
+        fast = self.wants_fast(image)
+        if fast:
+            scale = self.transform.shortest_edge * self.fast_oversample / min(width, height)
+            image.draft("RGB", (max(1, int(np.ceil(width * scale))), max(1, int(np.ceil(height * scale)))))
+        rgb = to_rgb(image)
+        return Preprocessed(self._normalize(rgb), fmt, width, height, "fast" if fast else "exact")

@@ -1,0 +1,217 @@
+"""Classify one uploaded S3 object: the core of the upload function (never sees a Lambda event).
+
+Per record: filter by prefix/suffix → ``HeadObject`` (size limit before any download) → ``GetObject``
+(pinned to the event's ETag/version) → preprocess → embed → head → conditional write keyed by the event
+sequencer. Outcomes:
+
+* ``classified`` / ``failed`` (a bad image: recorded with the reason, never retried) / ``deleted``;
+* ``duplicate`` — a result from the same or a newer event is already stored (at-least-once delivery);
+* ``superseded`` — the object changed or vanished since the event; the newer event carries it;
+* ``ignored`` — outside the configured prefix/suffixes.
+
+Transient AWS errors and configuration errors raise, so Lambda retries and then sends the event to the
+dead-letter queue, from which ``python -m clip_classifier.redrive`` replays it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .aws import error_code, is_denied, is_not_found, is_transient
+from .embedder import Embedder
+from .exceptions import (
+    ConfigurationError,
+    ImageError,
+    ImageTooLargeError,
+    SourceAccessDeniedError,
+    SourceObjectError,
+    TransientSourceError,
+)
+from .picture_id import picture_id_for_key
+from .preprocess import Preprocessor
+from .records import ClassificationRecord, SourceInfo
+from .results_store import ResultsStore
+from .s3_events import ObjectEvent
+from .weights_cache import WeightsCache
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+Status = Literal["classified", "failed", "deleted", "duplicate", "superseded", "ignored"]
+STAGES = ("download", "decode", "embed", "head", "store")
+
+
+@dataclass
+class Outcome:
+    picture_id: str
+    key: str
+    status: Status
+    code: str | None = None
+    top_label: str | None = None
+    #: Milliseconds per stage (download, decode, embed, head, store) for the metrics.
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._start = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = round((now - self._start) * 1000, 3)
+        self._start = now
+
+
+class UploadClassifier:
+    def __init__(
+        self,
+        *,
+        s3: S3Client | Callable[[], S3Client],
+        store: ResultsStore,
+        weights: WeightsCache,
+        embedder: Embedder,
+        preprocessor: Preprocessor,
+        key_prefix: str = "",
+        key_suffixes: tuple[str, ...] = (),
+    ) -> None:
+        self._s3_source = s3
+        self._s3: S3Client | None = None
+        self.store = store
+        self.weights = weights
+        self.embedder = embedder
+        self.preprocessor = preprocessor
+        self.key_prefix = key_prefix
+        self.key_suffixes = tuple(s.lower() for s in key_suffixes)
+
+    @property
+    def s3(self) -> S3Client:
+        if self._s3 is None:
+            self._s3 = self._s3_source() if callable(self._s3_source) else self._s3_source
+        return self._s3
+
+    def wanted(self, key: str) -> bool:
+        if self.key_prefix and not key.startswith(self.key_prefix):
+            return False
+        return not self.key_suffixes or key.lower().endswith(self.key_suffixes)
+
+    def process(self, event: ObjectEvent) -> Outcome:
+        picture_id = picture_id_for_key(event.key, self.key_prefix)
+        if not self.wanted(event.key):
+            return Outcome(picture_id, event.key, "ignored")
+        source = SourceInfo(
+            type="s3",
+            bucket=event.bucket,
+            key=event.key,
+            etag=event.etag,
+            version_id=event.version_id,
+            size=event.size,
+            event_time=event.event_time,
+        )
+        if event.kind == "removed":
+            marker = ClassificationRecord(
+                picture_id=picture_id, status="deleted", source=source, sequencer=event.normalized_sequencer
+            )
+            written = self.store.put_if_newer(marker)
+            return Outcome(picture_id, event.key, "deleted" if written else "duplicate")
+        return self._classify(event, picture_id, source)
+
+    def _classify(self, event: ObjectEvent, picture_id: str, source: SourceInfo) -> Outcome:
+        watch = _Stopwatch()
+        head = self.weights.get()
+        if self.embedder.output_dim != head.input_dim:
+            raise ConfigurationError(
+                f"the embedder outputs {self.embedder.output_dim} values but the head expects {head.input_dim}"
+            )
+        data = self._download(event)
+        watch.lap("download")
+        if data is None:
+            return Outcome(picture_id, event.key, "superseded", timings_ms=watch.timings)
+        try:
+            if isinstance(data, ImageError):
+                raise data
+            pixels = self.preprocessor(data).pixels
+            watch.lap("decode")
+        except ImageError as exc:
+            record = ClassificationRecord.failed(
+                picture_id,
+                code=exc.code,
+                message=exc.message,
+                source=source,
+                sequencer=event.normalized_sequencer,
+            )
+            written = self.store.put_if_newer(record)
+            watch.lap("store")
+            return Outcome(
+                picture_id,
+                event.key,
+                "failed" if written else "duplicate",
+                code=exc.code,
+                timings_ms=watch.timings,
+            )
+        embedding = self.embedder.embed(pixels)
+        watch.lap("embed")
+        prediction = head.predict(np.asarray(embedding[0]))[0]
+        watch.lap("head")
+        record = ClassificationRecord.classified(
+            picture_id,
+            prediction,
+            head_version=head.version,
+            embedder_version=self.embedder.version,
+            source=source,
+            sequencer=event.normalized_sequencer,
+        )
+        written = self.store.put_if_newer(record)
+        watch.lap("store")
+        return Outcome(
+            picture_id,
+            event.key,
+            "classified" if written else "duplicate",
+            top_label=prediction.top_label,
+            timings_ms=watch.timings,
+        )
+
+    def _download(self, event: ObjectEvent) -> bytes | ImageError | None:
+        """The object's bytes; an :class:`ImageError` if it is too large; ``None`` if it changed or vanished."""
+        pin: dict[str, Any] = {}
+        if event.version_id:
+            pin["VersionId"] = event.version_id
+        try:
+            meta = self.s3.head_object(Bucket=event.bucket, Key=event.key, **pin)
+        except (ClientError, BotoCoreError) as exc:
+            if is_not_found(exc):
+                return None
+            raise self._source_error(exc, event) from exc
+        etag = str(meta.get("ETag", "")).strip('"')
+        if event.etag and not event.version_id and etag != event.etag.strip('"'):
+            return None  # overwritten since this event; the newer event classifies the new content
+        size = int(meta.get("ContentLength", 0))
+        limit = self.preprocessor.limits.max_bytes
+        if size > limit:
+            return ImageTooLargeError(f"image is {size} bytes; the limit is {limit}")
+        try:
+            # Pinned to the version, or to the ETag just seen: a concurrent overwrite cannot slip in.
+            condition: dict[str, Any] = pin or {"IfMatch": meta["ETag"]}
+            response = self.s3.get_object(Bucket=event.bucket, Key=event.key, **condition)
+            return bytes(response["Body"].read())
+        except (ClientError, BotoCoreError) as exc:
+            if is_not_found(exc) or (
+                isinstance(exc, ClientError) and error_code(exc) in ("PreconditionFailed", "412")
+            ):
+                return None
+            raise self._source_error(exc, event) from exc
+
+    @staticmethod
+    def _source_error(exc: BaseException, event: ObjectEvent) -> SourceObjectError:
+        where = f"s3://{event.bucket}/{event.key}"
+        if is_denied(exc):
+            return SourceAccessDeniedError(f"no permission to read {where}")
+        if is_transient(exc):
+            return TransientSourceError(f"{where} is temporarily unavailable: {exc}")
+        return SourceObjectError(f"cannot read {where}: {exc}")

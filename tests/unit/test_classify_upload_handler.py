@@ -1,0 +1,105 @@
+"""The upload function's handler fed the same event files ``sam local invoke -e`` uses (moto in-process)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from clip_classifier import runtime
+from clip_classifier.picture_id import picture_id_for_key
+from clip_classifier.redrive import main as redrive_main
+from clip_classifier.redrive import original_event
+from clip_local.apigw import LambdaContext
+from clip_local.handlers import load_function
+from clip_local.paths import REPO_ROOT, TINY_MODEL_DIR
+from clip_local.template import create_bucket, create_queue, function_environment, load_template
+from tests.conftest import TABLE
+from tests.helpers import load_event
+
+BUCKET = "clip-uploads-local"  # the bucket named in infra/events/s3_*.json
+KEY = "uploads/sample photo.jpg"  # "uploads/sample+photo.jpg" URL-decoded
+
+
+@pytest.fixture
+def upload_env(monkeypatch: pytest.MonkeyPatch, dynamodb: Any, weights_uri: str) -> Any:
+    for name, value in function_environment(load_template(), "ClassifyUploadFunction").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("RESULTS_TABLE", TABLE)
+    monkeypatch.setenv("WEIGHTS_URI", weights_uri)
+    monkeypatch.setenv("MODEL_PATH", str(TINY_MODEL_DIR / "int8" / "model.onnx"))
+    runtime.reset()
+    s3 = boto3.client("s3")
+    create_bucket(s3, BUCKET)
+    return s3
+
+
+def invoke(event: dict[str, Any]) -> Any:
+    return load_function("classify_upload").lambda_handler(event, LambdaContext())
+
+
+def created_event(s3: Any, data: bytes) -> dict[str, Any]:
+    put = s3.put_object(Bucket=BUCKET, Key=KEY, Body=data)
+    event = load_event("s3_object_created.json")
+    event["Records"][0]["s3"]["object"].update(eTag=put["ETag"].strip('"'), size=len(data))
+    return event
+
+
+def test_created_then_removed_event_files(upload_env: Any) -> None:
+    data = (REPO_ROOT / "tests" / "fixtures" / "images" / "landscape_rgb.jpg").read_bytes()
+    assert invoke(created_event(upload_env, data)) == {"records": 1, "outcomes": {"classified": 1}}
+    store = runtime.results_store()
+    picture_id = picture_id_for_key(KEY, "uploads/")
+    item = store.get(picture_id)
+    assert item is not None and item.status == "classified" and item.source.key == KEY
+    assert invoke(load_event("s3_object_removed.json")) == {"records": 1, "outcomes": {"deleted": 1}}
+    item = store.get(picture_id)
+    assert item is not None and item.status == "deleted"
+
+
+def test_the_committed_event_unchanged_is_superseded_not_misclassified(upload_env: Any) -> None:
+    upload_env.put_object(Bucket=BUCKET, Key=KEY, Body=b"other content")  # ETag differs from the event's
+    assert invoke(load_event("s3_object_created.json"))["outcomes"] == {"superseded": 1}
+    assert runtime.results_store().get(picture_id_for_key(KEY, "uploads/")) is None
+
+
+def test_missing_model_is_a_clear_error_not_a_fallback(
+    upload_env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODEL_PATH", "/nonexistent/model.onnx")
+    runtime.reset()
+    from clip_classifier.exceptions import ModelNotFoundError
+
+    with pytest.raises(ModelNotFoundError, match="model file /nonexistent/model.onnx does not exist"):
+        invoke(created_event(upload_env, b"x"))
+
+
+def test_redrive_cli_replays_destination_records(aws: None) -> None:
+    sqs = boto3.client("sqs")
+    url = create_queue(sqs, "dlq")
+    event = load_event("s3_object_created.json")
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"requestPayload": event, "responsePayload": {}}))
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event))  # a plain DLQ holds the event itself
+    sqs.send_message(QueueUrl=url, MessageBody="not json")
+    seen: list[dict[str, Any]] = []
+    assert redrive_main(["--queue-url", url], invoke=seen.append, sqs=sqs) == 0
+    assert seen == [event, event]
+    assert original_event("not json") is None
+
+
+def test_dockerfile_copies_what_exists_and_no_torch() -> None:
+    dockerfile = (REPO_ROOT / "functions" / "classify_upload" / "Dockerfile").read_text()
+    assert dockerfile.startswith("# ") and "FROM public.ecr.aws/lambda/python:3.12" in dockerfile
+    for source in re.findall(r"^COPY (?!\$\{MODEL_DIR\})(\S+)", dockerfile, flags=re.M):
+        assert (REPO_ROOT / source).exists(), source
+    text = (REPO_ROOT / "functions" / "classify_upload" / "requirements.txt").read_text()
+    requirements = [
+        line.split(">")[0].split("=")[0] for line in text.splitlines() if line and not line.startswith("#")
+    ]
+    assert "torch" not in requirements and "onnxruntime" in requirements
+    metadata = load_template()["Resources"]["ClassifyUploadFunction"]["Metadata"]
+    assert Path(REPO_ROOT / metadata["Dockerfile"]).exists() and metadata["DockerContext"] == "."

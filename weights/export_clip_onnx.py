@@ -1,0 +1,314 @@
+"""Export a CLIP vision tower with its projection (``image_embeds``) to ONNX, fp32 and int8.
+
+Needs the ``export`` extra (torch, transformers, onnx). Writes two variants, each a folder with
+``model.onnx`` and ``manifest.json`` (transform parameters from the model's own image processor config,
+input/output names, dimension, quantization, the model file's sha256, and the parity measured here)::
+
+    OUT/fp32/{model.onnx, manifest.json}
+    OUT/int8/{model.onnx, manifest.json}     # dynamic quantization, int8 weights (the deployed one)
+    OUT/golden_embeddings.json               # with --fixtures: torch fp32 embeddings of those images
+
+Real use (needs the Hugging Face hub)::
+
+    python weights/export_clip_onnx.py --model-id openai/clip-vit-base-patch32 --out weights/models/vit-b-32
+
+Offline, the same architecture with random weights::
+
+    python weights/export_clip_onnx.py --random-init --config vit-b-32 --seed 0 --out bench/.cache/vit-b-32
+    python weights/export_clip_onnx.py --random-init --config tiny --seed 0 --out weights/models/tiny \\
+        --fixtures tests/fixtures/images
+
+At export the script checks parity against PyTorch and fails if fp32 ONNX cosine < 0.99999 or int8
+cosine < 0.99 (the int8 figure is always printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import tempfile
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from onnxruntime.quantization.shape_inference import quant_pre_process
+from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+from clip_classifier.manifest import ImageTransform, ModelManifest
+from clip_classifier.preprocess import ImageLimits, open_image, to_rgb
+
+try:  # transformers >= 5 names the PIL backend explicitly
+    from transformers import CLIPImageProcessorPil as CLIPImageProcessor
+except ImportError:  # pragma: no cover - transformers 4.x: the default processor is the PIL one
+    from transformers import CLIPImageProcessor  # type: ignore[assignment]
+
+# Architectures of the public OpenAI checkpoints, for offline random-init exports.
+CONFIGS: dict[str, dict[str, Any]] = {
+    "vit-b-32": dict(
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        image_size=224,
+        patch_size=32,
+        projection_dim=512,
+    ),
+    "vit-b-16": dict(
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        image_size=224,
+        patch_size=16,
+        projection_dim=512,
+    ),
+    "vit-l-14": dict(
+        hidden_size=1024,
+        intermediate_size=4096,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        image_size=224,
+        patch_size=14,
+        projection_dim=768,
+    ),
+    # For tests: the real CLIP vision code path and 224px input, tiny widths, 512-d output like B/32.
+    "tiny": dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=224,
+        patch_size=32,
+        projection_dim=512,
+    ),
+    # Tiny stand-ins with the B/16 and L/14 shapes (patch size; L/14's 768-d output) for the tests.
+    "tiny-b16": dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=224,
+        patch_size=16,
+        projection_dim=512,
+    ),
+    "tiny-l14": dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=224,
+        patch_size=14,
+        projection_dim=768,
+    ),
+}
+INPUT_NAME, OUTPUT_NAME = "pixel_values", "image_embeds"
+FP32_MIN_COSINE, INT8_MIN_COSINE = 0.99999, 0.99
+
+
+class ImageEmbeds(torch.nn.Module):
+    """pixel_values → image_embeds (projected, not normalized: the head's weights decide normalization)."""
+
+    def __init__(self, model: CLIPVisionModelWithProjection) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        embeds: torch.Tensor = self.model(pixel_values=pixel_values).image_embeds
+        return embeds
+
+
+def load(args: argparse.Namespace) -> tuple[CLIPVisionModelWithProjection, Any, str, str]:
+    if args.random_init:
+        torch.manual_seed(args.seed)
+        config = CLIPVisionConfig(**CONFIGS[args.config])
+        model = CLIPVisionModelWithProjection(config)
+        size = int(CONFIGS[args.config]["image_size"])
+        processor = CLIPImageProcessor(
+            size={"shortest_edge": size}, crop_size={"height": size, "width": size}
+        )
+        model.eval()
+        return model, processor, f"random-init/{args.config}", f"seed-{args.seed}"
+    model = CLIPVisionModelWithProjection.from_pretrained(args.model_id, revision=args.revision)
+    processor = CLIPImageProcessor.from_pretrained(args.model_id, revision=args.revision)
+    revision = getattr(model.config, "_commit_hash", None) or args.revision
+    model.eval()
+    return model, processor, args.model_id, str(revision)
+
+
+def transform_of(processor: Any) -> ImageTransform:
+    size = processor.size
+    shortest = size["shortest_edge"] if "shortest_edge" in size else min(size["height"], size["width"])
+    resample: Literal["bilinear", "bicubic"] | None = {2: "bilinear", 3: "bicubic"}.get(  # type: ignore[assignment]
+        int(processor.resample)
+    )
+    if resample is None:
+        raise SystemExit(f"unsupported resample {processor.resample!r} in the image processor config")
+    return ImageTransform(
+        shortest_edge=int(shortest),
+        crop_height=int(processor.crop_size["height"]),
+        crop_width=int(processor.crop_size["width"]),
+        resample=resample,
+        rescale_factor=float(processor.rescale_factor),
+        image_mean=tuple(float(v) for v in processor.image_mean),  # type: ignore[arg-type]
+        image_std=tuple(float(v) for v in processor.image_std),  # type: ignore[arg-type]
+    )
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return np.asarray((a * b).sum(axis=1))
+
+
+def run_onnx(path: Path, pixels: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return np.asarray(session.run([OUTPUT_NAME], {INPUT_NAME: pixels})[0])
+
+
+def parity_inputs(processor: Any, fixtures: list[Path], size: int, seed: int) -> np.ndarray:
+    """Fixture images through the HF processor, plus random tensors, as one batch."""
+    batches = []
+    if fixtures:
+        # Decoded by the runtime's own decoder (HEIC, EXIF orientation, 16-bit, alpha on white), then the
+        # Hugging Face processor does resize/crop/normalize: the golden data is the reference pipeline.
+        images = [to_rgb(open_image(p.read_bytes(), ImageLimits())) for p in fixtures]
+        batches.append(processor(images=images, return_tensors="np")["pixel_values"].astype(np.float32))
+    rng = np.random.default_rng(seed)
+    batches.append(rng.normal(0, 1, size=(4, 3, size, size)).astype(np.float32))
+    return np.concatenate(batches)
+
+
+def export(args: argparse.Namespace) -> dict[str, Any]:
+    model, processor, model_id, revision = load(args)
+    transform = transform_of(processor)
+    wrapper = ImageEmbeds(model).eval()
+    size = transform.crop_height
+    out: Path = args.out
+    (out / "fp32").mkdir(parents=True, exist_ok=True)
+    (out / "int8").mkdir(parents=True, exist_ok=True)
+    fp32_path, int8_path = out / "fp32" / "model.onnx", out / "int8" / "model.onnx"
+
+    dummy = torch.zeros(1, 3, size, size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper,
+            (dummy,),
+            str(fp32_path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+            external_data=False,
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        quantize_dynamic(
+            str(prepared), str(int8_path), weight_type=QuantType.QInt8, per_channel=args.per_channel
+        )
+
+    fixtures = sorted(p for p in args.fixtures.iterdir() if p.is_file()) if args.fixtures else []
+    pixels = parity_inputs(processor, fixtures, size, args.seed)
+    with torch.no_grad():
+        reference = wrapper(torch.from_numpy(pixels)).numpy()
+    fp32_cos = cosine(run_onnx(fp32_path, pixels), reference)
+    int8_cos = cosine(run_onnx(int8_path, pixels), reference)
+    parity = {
+        "fp32_vs_torch_min_cosine": float(fp32_cos.min()),
+        "int8_vs_torch_min_cosine": float(int8_cos.min()),
+        "int8_vs_torch_mean_cosine": float(int8_cos.mean()),
+        "parity_inputs": float(len(pixels)),
+    }
+    output_dim = int(reference.shape[1])
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    for variant, path, quant in (("fp32", fp32_path, "none"), ("int8", int8_path, "int8-dynamic")):
+        manifest = ModelManifest(
+            model_id=model_id,
+            revision=revision,
+            config_name=args.config if args.random_init else "pretrained",
+            random_init=bool(args.random_init),
+            image_size=size,
+            transform=transform,
+            input_name=INPUT_NAME,
+            output_name=OUTPUT_NAME,
+            output_dim=output_dim,
+            quantization=quant,  # type: ignore[arg-type]
+            model_file="model.onnx",
+            model_sha256=sha256(path),
+            parity=parity,
+            created_at=now,
+        )
+        (out / variant / "manifest.json").write_text(
+            manifest.model_dump_json(indent=2) + "\n", encoding="utf-8"
+        )
+
+    if fixtures:
+        golden = {
+            "about": "torch fp32 image_embeds of each fixture, preprocessed by the Hugging Face CLIP image "
+            "processor (PIL backend) on the image converted to RGB; weights/export_clip_onnx.py --fixtures",
+            "model_id": model_id,
+            "revision": revision,
+            "fp32_model_sha256": sha256(fp32_path),
+            "int8_model_sha256": sha256(int8_path),
+            "images": {
+                p.name: {
+                    "sha256": sha256(p),
+                    "embedding": [float(str(v)) for v in reference[i].astype(np.float32)],
+                }
+                for i, p in enumerate(fixtures)
+            },
+        }
+        (out / "golden_embeddings.json").write_text(json.dumps(golden) + "\n", encoding="utf-8")
+
+    print(f"model {model_id} ({revision}); output {OUTPUT_NAME}[{output_dim}]; input {size}x{size}")
+    print(f"fp32 {fp32_path.stat().st_size / 1e6:.2f} MB, int8 {int8_path.stat().st_size / 1e6:.2f} MB")
+    print(
+        f"parity vs torch on {len(pixels)} inputs: fp32 min cosine {fp32_cos.min():.7f}; "
+        f"int8 min cosine {int8_cos.min():.5f} (mean {int8_cos.mean():.5f})"
+    )
+    if fp32_cos.min() < FP32_MIN_COSINE:
+        raise SystemExit(f"fp32 ONNX parity {fp32_cos.min():.7f} < {FP32_MIN_COSINE}")
+    if args.check_int8 and int8_cos.min() < INT8_MIN_COSINE:
+        raise SystemExit(f"int8 parity {int8_cos.min():.5f} < {INT8_MIN_COSINE}")
+    return parity
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model-id", default="openai/clip-vit-base-patch32")
+    parser.add_argument("--revision", default="main")
+    parser.add_argument(
+        "--random-init", action="store_true", help="same architecture, random weights (offline)"
+    )
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="vit-b-32", help="with --random-init")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--fixtures", type=Path, help="folder of images for parity and golden embeddings")
+    parser.add_argument("--per-channel", action="store_true", help="per-channel int8 weights")
+    parser.add_argument(
+        "--no-check-int8",
+        dest="check_int8",
+        action="store_false",
+        help="report int8 parity without failing (tiny random models quantize poorly)",
+    )
+    export(parser.parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
