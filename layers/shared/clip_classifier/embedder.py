@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -75,21 +76,34 @@ class Embedder:
         if not model_path.is_file():
             raise ModelNotFoundError(f"model file {model_path} does not exist")
         self.manifest: ModelManifest = load_manifest(manifest_path)
-        actual = file_sha256(model_path)
-        if actual != self.manifest.model_sha256:
-            raise ModelIntegrityError(
-                f"model file {model_path} has sha256 {actual} but its manifest declares {self.manifest.model_sha256}"
-            )
         self.threads = threads or available_cpus()
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-        except _ORT_ERRORS as exc:
-            raise ModelFormatError(f"onnxruntime cannot load {model_path}: {exc}") from exc
+        # No arena: one image per call needs little scratch memory, and the arena only grows the peak RSS.
+        options.enable_cpu_mem_arena = False
+        # Cold start: hash the file while onnxruntime builds the session (both release the GIL); the
+        # session is thrown away unless the hash matches, so nothing is ever served from an unverified file.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            digest = pool.submit(file_sha256, model_path)
+            try:
+                session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+            except _ORT_ERRORS as exc:
+                session_error: Exception | None = exc
+            else:
+                session_error = None
+            actual = digest.result()
+        if actual != self.manifest.model_sha256:
+            raise ModelIntegrityError(
+                f"model file {model_path} has sha256 {actual} but its manifest declares {self.manifest.model_sha256}"
+            )
+        if session_error is not None:
+            raise ModelFormatError(
+                f"onnxruntime cannot load {model_path}: {session_error}"
+            ) from session_error
+        self.session = session
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = {o.name: o for o in self.session.get_outputs()}
         if self.manifest.input_name not in inputs or self.manifest.output_name not in outputs:
