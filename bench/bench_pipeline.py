@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,10 @@ def photo(width: int, height: int, fmt: str, noise: float) -> bytes:
         buf, format=fmt, **({"quality": 90} if fmt == "JPEG" else {})
     )
     return buf.getvalue()
+
+
+def plain_pillow(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data)).convert("RGB").resize((298, 224), Image.Resampling.BICUBIC)
 
 
 def ensure_full_model() -> Path:
@@ -148,7 +153,7 @@ def run(quick: bool) -> tuple[list[tuple[str, str, float, str]], dict[str, Any]]
         try:
             from transformers import CLIPImageProcessorPil as HFProcessor
         except ImportError:
-            from transformers import CLIPImageProcessor as HFProcessor
+            from transformers import CLIPImageProcessor as HFProcessor  # type: ignore[assignment]
         torch.set_num_threads(embedder.threads)
         sys.path.insert(0, str(REPO_ROOT / "weights"))  # the export script's configs, for the same model
         from export_clip_onnx import CONFIGS
@@ -167,13 +172,16 @@ def run(quick: bool) -> tuple[list[tuple[str, str, float, str]], dict[str, Any]]
     except ImportError:
         extra["reference_a"] = "skipped: install the 'export' extra for torch + transformers"
 
+    def end_to_end(data: bytes) -> Any:
+        return head.predict(embedder.embed(fast(data).pixels)[0])
+
     for label, data in images.items():
-        decode = median_ms(lambda d=data: fast(d), repeat)
+        decode = median_ms(partial(fast, data), repeat)
         pixels = fast(data).pixels
-        embed = median_ms(lambda p=pixels: embedder.embed(p), repeat)
+        embed = median_ms(partial(embedder.embed, pixels), repeat)
         embedding = embedder.embed(pixels)[0]
-        head_ms = median_ms(lambda e=embedding: head.predict(e), repeat * 20)
-        total = median_ms(lambda d=data: head.predict(embedder.embed(fast(d).pixels)[0]), repeat)
+        head_ms = median_ms(partial(head.predict, embedding), repeat * 20)
+        total = median_ms(partial(end_to_end, data), repeat)
         rows += [
             (
                 label,
@@ -186,20 +194,15 @@ def run(quick: bool) -> tuple[list[tuple[str, str, float, str]], dict[str, Any]]
             (label, "ours: end to end (no network)", total, f"≤ bare + 25 = {bare + 25:.1f} ms"),
         ]
         if "JPEG" in label:
-            exact_ms = median_ms(lambda d=data: exact(d), repeat)
-            plain = median_ms(
-                lambda d=data: (
-                    Image.open(io.BytesIO(d)).convert("RGB").resize((298, 224), Image.Resampling.BICUBIC)
-                ),
-                repeat,
-            )
+            exact_ms = median_ms(partial(exact, data), repeat)
+            plain = median_ms(partial(plain_pillow, data), repeat)
             rows += [
                 (label, "exact path (HF-identical) preprocess", exact_ms, ""),
                 (label, "plain Pillow decode + resize", plain, "reference"),
             ]
             extra[f"fast_vs_exact_cosine[{label}]"] = cosine(embedder.embed(exact(data).pixels)[0], embedding)
         if torch_reference is not None:
-            ref = median_ms(lambda d=data: torch_reference(d), max(3, repeat // 3))
+            ref = median_ms(partial(torch_reference, data), max(3, repeat // 3))
             rows.append((label, "(a) HF processor + PyTorch fp32", ref, "reference"))
             extra[f"speedup_vs_a[{label}]"] = ref / total
         rows.append((label, "(b) bare int8 session, ready tensor", bare, "reference"))

@@ -28,6 +28,7 @@ from clip_classifier.api_models import (
     BatchScoreResponse,
     ErrorBody,
     ErrorDetail,
+    GatewayError,
     ModelInfo,
     ScoreRequest,
     ScoreResult,
@@ -96,9 +97,18 @@ def _unexpected(exc: Exception) -> Response[Any]:
 
 
 def _errors(*codes: int) -> dict[int, Any]:
-    """OpenAPI entries for the error responses a route can give."""
+    """OpenAPI entries for the error responses a route can give (403/429 come from API Gateway itself)."""
     content = {"application/json": {"model": ErrorBody}}
-    return {code: {"description": HTTPStatus(code).phrase, "content": content} for code in codes}
+    gateway = {"application/json": {"model": GatewayError}}
+    entries: dict[int, Any] = {
+        code: {"description": HTTPStatus(code).phrase, "content": content} for code in codes
+    }
+    entries[403] = {
+        "description": "Missing or invalid API key, or unknown route (API Gateway)",
+        "content": gateway,
+    }
+    entries[429] = {"description": "Throttled by the usage plan (API Gateway)", "content": gateway}
+    return entries
 
 
 @app.post(
@@ -155,6 +165,10 @@ def _precheck(event: APIGatewayProxyEvent) -> Response[Any] | None:
         return _error(
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body as application/json"
         )
+    try:
+        event.decoded_body  # noqa: B018 - decodes base64 and UTF-8, raising on bytes that are neither
+    except (UnicodeDecodeError, ValueError):
+        return _error(HTTPStatus.BAD_REQUEST, "malformed_json", "the request body is not valid UTF-8 JSON")
     return None
 
 

@@ -28,8 +28,25 @@ class FeatureItem(_Body):
     features: list[FiniteNumber] = Field(min_length=1, max_length=MAX_FEATURES)
 
 
+def _one_of_schema(schema: dict[str, Any]) -> None:
+    """Say in the OpenAPI document what the validator enforces: non-null fields, one vector XOR a batch."""
+    for prop in schema.get("properties", {}).values():
+        branches = prop.pop("anyOf", None)
+        if branches:
+            prop.update(next(b for b in branches if b.get("type") != "null"))
+        prop.pop("default", None)
+    schema["oneOf"] = [
+        {"required": ["features"], "not": {"required": ["items"]}},
+        {"required": ["items"], "not": {"anyOf": [{"required": ["features"]}, {"required": ["pictureId"]}]}},
+    ]
+
+
 class ScoreRequest(_Body):
     """Either one vector (``features`` and optional ``pictureId``) or a batch (``items``)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", json_schema_extra=_one_of_schema
+    )
 
     picture_id: PictureId | None = None
     features: list[FiniteNumber] | None = Field(default=None, min_length=1, max_length=MAX_FEATURES)
@@ -39,6 +56,9 @@ class ScoreRequest(_Body):
     @classmethod
     def _one_shape(cls, data: Any) -> Any:
         if isinstance(data, dict):
+            for field in ("features", "items"):
+                if field in data and data[field] is None:
+                    raise ValueError(f"{field} must be an array, not null")
             has_features, has_items = "features" in data, "items" in data
             if has_features == has_items:
                 raise ValueError("send exactly one of 'features' (one vector) or 'items' (a batch)")
@@ -88,6 +108,12 @@ class ModelInfo(_Body):
 
 class ErrorDetail(_Body):
     field: str | None = None
+    message: str
+
+
+class GatewayError(_Body):
+    """API Gateway's own answer (missing or wrong API key, unknown route, throttled)."""
+
     message: str
 
 

@@ -10,6 +10,8 @@ Two transforms, both driven by the model manifest's :class:`ImageTransform`:
 * **exact** — equal to Hugging Face ``CLIPImageProcessor``'s PIL backend: bicubic resize of the shorter
   side (longer side truncated as HF does), centre crop, ``x * rescale`` in float64 cast to float32, then
   ``(x - mean) / std`` in float32 (``tests/unit/test_preprocess.py`` compares with the real processor).
+  Past a 16:1 aspect ratio only the region that survives the crop is resampled, so a 1×10000 strip
+  costs kilobytes instead of the ~1.5 GB the full resize would take.
 * **fast** — for large JPEGs: the decoder's DCT scaling (``Image.draft``) decodes at 1/2, 1/4 or 1/8 size,
   never below the resize target, and the exact transform runs on that smaller image. Embedding cosine to
   the exact path ≥ 0.999 (tests and ``bench/bench_pipeline.py``).
@@ -59,6 +61,8 @@ _DECODE_ERRORS = (
 )
 
 Mode = Literal["auto", "exact", "fast"]
+#: Beyond this ratio of resized long side to crop, only the part that survives the crop is resampled.
+MAX_ASPECT = 16
 F32 = npt.NDArray[np.float32]
 
 
@@ -77,6 +81,26 @@ class Preprocessed:
     path: Literal["exact", "fast"]
 
 
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The supported format a file's magic bytes claim, if any (to tell corrupt from unsupported)."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"heim", b"heis"):
+        return "HEIF"
+    return next((name for magic, name in _SIGNATURES if data.startswith(magic)), None)
+
+
 def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
     """Parse the header only, and enforce every limit before decoding pixels."""
     if not data:
@@ -86,6 +110,9 @@ def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
+        claimed = sniff_format(data)
+        if claimed is not None:
+            raise CorruptImageError(f"the file starts like {claimed} but cannot be parsed") from exc
         raise UnsupportedImageError(
             "not a supported image (JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC/HEIF expected)"
         ) from exc
@@ -150,7 +177,16 @@ class Normalizer:
     def __call__(self, rgb: Image.Image) -> F32:
         t = self.transform
         width, height = resize_size(rgb.width, rgb.height, t.shortest_edge)
-        resized = rgb.resize((width, height), resample=_RESAMPLE[t.resample])
+        if max(width, height) <= MAX_ASPECT * max(t.crop_width, t.crop_height):
+            resized = rgb.resize((width, height), resample=_RESAMPLE[t.resample])
+        else:
+            # Extreme aspect ratio (a 1×10000 strip would resize to 224×2,240,000, ~1.5 GB, in HF too):
+            # resample only the source box that maps onto the centre crop. Not HF-identical, but bounded.
+            out_w, out_h = min(width, t.crop_width), min(height, t.crop_height)
+            left, top = (width - out_w) // 2, (height - out_h) // 2
+            sx, sy = rgb.width / width, rgb.height / height
+            box = (left * sx, top * sy, (left + out_w) * sx, (top + out_h) * sy)
+            resized = rgb.resize((out_w, out_h), resample=_RESAMPLE[t.resample], box=box)
         arr = center_crop(np.asarray(resized), t.crop_height, t.crop_width)
         x = (arr.astype(np.float64) * t.rescale_factor).astype(np.float32)
         x = (x - self._mean) / self._std
