@@ -72,3 +72,18 @@ def test_weights_are_served_through_the_s3_cache(stack: LocalStack) -> None:
 
     cache = runtime.weights_cache()
     assert cache.uri == stack.weights_uri and cache.downloads == 1
+
+
+def test_the_api_key_never_reaches_the_logs(
+    stack: LocalStack, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    capfd.readouterr()
+    call(stack, "POST", "/v1/scores", {"pictureId": "log-1", "features": sample_features(9)})
+    call(stack, "POST", "/v1/scores", {"features": [1.0]})
+    call(stack, "GET", "/v1/classifications/nope")
+    out = "".join(capfd.readouterr()) + " ".join(str(r.__dict__) for r in caplog.records)
+    assert KEY not in out
+    assert f"{sample_features(9)[0]}" not in out

@@ -189,3 +189,28 @@ def test_a_batch_event_stores_the_good_records_before_retrying_the_bad_one(
     for name in ("batch-ok.jpg", "batch-flaky.jpg"):
         record = stack.result(pid(stack, name))
         assert record is not None and record.status == "classified"
+
+
+def test_logs_hold_no_image_bytes_embeddings_or_probabilities(
+    stack: LocalStack, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    import base64
+
+    from clip_classifier.embedder import Embedder
+    from clip_classifier.preprocess import Preprocessor
+
+    data = (FIXTURES / "photo.webp").read_bytes()
+    capfd.readouterr()
+    assert stack.upload("logged.webp", data)
+    assert stack.upload("logged-bad.jpg", data[:100])
+    records = [r for r in caplog.records if r.name == "clip-classifier"]
+    assert any(r.getMessage() == "record processed" for r in records)  # the logs were captured
+    out = "".join(capfd.readouterr()) + " ".join(str(r.__dict__) for r in records)
+    embedder = Embedder(TINY_MODEL_DIR / "int8" / "model.onnx")
+    embedding = embedder.embed(Preprocessor(embedder.manifest.transform)(data).pixels)[0]
+    for value in embedding[:32]:
+        assert f"{value:.6f}"[:8] not in out
+    assert base64.b64encode(data[200:230]).decode()[:24] not in out and data[200:230].hex()[:24] not in out
+    record = stack.result(pid(stack, "logged.webp"))
+    for probability in list(record.probabilities.values())[:5]:
+        assert str(probability)[:9] not in out

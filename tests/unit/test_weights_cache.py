@@ -193,3 +193,14 @@ def test_uri_parsing() -> None:
         parse_s3_uri("s3://bucket-only")
     with pytest.raises(WeightsNotFoundError, match="WEIGHTS_URI"):
         WeightsCache("")
+
+
+def test_a_new_version_replaces_the_old_copy_on_disk(s3: Any, weights_uri: str, tmp_path: Path) -> None:
+    clock = Clock()
+    cache = make_cache(s3, tmp_path, clock)
+    cache.get()
+    s3.put_object(Bucket=MODEL_BUCKET, Key=WEIGHTS_KEY, Body=encode(small_doc()))
+    clock.now += 120
+    cache.get()
+    (only,) = (tmp_path / "cache").iterdir()
+    assert only.read_bytes() == encode(small_doc())

@@ -25,7 +25,8 @@ class _Body(BaseModel):
 
 class FeatureItem(_Body):
     picture_id: PictureId | None = Field(default=None, description="If given, the result is stored.")
-    features: list[FiniteNumber] = Field(min_length=1, max_length=MAX_FEATURES)
+    # repr=False: libraries log parsed bodies at DEBUG (Powertools does); a vector must never be printed.
+    features: list[FiniteNumber] = Field(min_length=1, max_length=MAX_FEATURES, repr=False)
 
 
 def _one_of_schema(schema: dict[str, Any]) -> None:
@@ -49,7 +50,9 @@ class ScoreRequest(_Body):
     )
 
     picture_id: PictureId | None = None
-    features: list[FiniteNumber] | None = Field(default=None, min_length=1, max_length=MAX_FEATURES)
+    features: list[FiniteNumber] | None = Field(
+        default=None, min_length=1, max_length=MAX_FEATURES, repr=False
+    )
     items: list[FeatureItem] | None = Field(default=None, min_length=1, max_length=MAX_ITEMS)
 
     @model_validator(mode="before")

@@ -182,7 +182,12 @@ class WeightsCache:
         self.downloads += 1
         etag = str(response["ETag"]).strip('"')
         head = Head(parse_weights(raw, location=str(loc)))  # verify before anything touches the disk
-        self._write_atomically(self._cache_path(loc, etag), raw)
+        target = self._cache_path(loc, etag)
+        self._write_atomically(target, raw)
+        # Older versions of the same object are dead weight in a 512 MB /tmp.
+        for stale in target.parent.glob(target.name.rsplit("-", 1)[0] + "-*.json"):
+            if stale != target:
+                stale.unlink(missing_ok=True)
         return head, etag
 
     def _write_atomically(self, target: Path, raw: bytes) -> None:

@@ -1,0 +1,145 @@
+"""Security properties read from template.yaml and the source, so a change that weakens them fails."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from clip_local.paths import REPO_ROOT
+from clip_local.template import load_template
+
+TEMPLATE = load_template()
+RESOURCES = TEMPLATE["Resources"]
+PACKAGE = REPO_ROOT / "layers" / "shared" / "clip_classifier"
+
+EXPECTED_ACTIONS = {
+    "ScoreFeaturesFunction": {
+        "ResultsReadWrite": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem"},
+        "ReadHeadWeights": {"s3:GetObject"},
+    },
+    "ClassifyUploadFunction": {
+        "ReadUploadsUnderPrefix": {"s3:GetObject", "s3:GetObjectVersion"},
+        "WriteResults": {"dynamodb:PutItem"},
+        "ReadHeadWeights": {"s3:GetObject"},
+        "SendFailedEventsToDeadLetterQueue": {"sqs:SendMessage"},
+    },
+}
+
+#: The IAM action each boto3 call of the package needs.
+CALL_TO_ACTION = {
+    "head_object": "s3:GetObject",
+    "get_object": "s3:GetObject",
+    "put_item": "dynamodb:PutItem",
+    "get_item": "dynamodb:GetItem",
+    "batch_write_item": "dynamodb:BatchWriteItem",
+}
+
+
+def statements(function: str) -> list[dict[str, Any]]:
+    policies = RESOURCES[function]["Properties"]["Policies"]
+    assert all(isinstance(p, dict) and "Statement" in p for p in policies), (
+        "inline statements only, no templates"
+    )
+    return [s for p in policies for s in p["Statement"]]
+
+
+@pytest.mark.parametrize("function", sorted(EXPECTED_ACTIONS))
+def test_each_function_has_exactly_the_expected_actions(function: str) -> None:
+    got = {s["Sid"]: set(s["Action"]) for s in statements(function)}
+    assert got == EXPECTED_ACTIONS[function]
+    for statement in statements(function):
+        assert statement["Effect"] == "Allow"
+        assert "*" not in str(statement["Action"])
+        assert statement["Resource"] != "*"
+
+
+def test_resources_are_scoped() -> None:
+    score = {s["Sid"]: s["Resource"] for s in statements("ScoreFeaturesFunction")}
+    upload = {s["Sid"]: s["Resource"] for s in statements("ClassifyUploadFunction")}
+    assert score["ResultsReadWrite"] == {"Fn::GetAtt": ["ResultsTable", "Arn"]}
+    assert upload["WriteResults"] == {"Fn::GetAtt": ["ResultsTable", "Arn"]}
+    assert upload["SendFailedEventsToDeadLetterQueue"] == {"Fn::GetAtt": ["UploadDeadLetterQueue", "Arn"]}
+    prefix_arn = upload["ReadUploadsUnderPrefix"]["Fn::Join"][1]
+    assert {"Ref": "UploadPrefix"} in prefix_arn and prefix_arn[-1] == "*"  # only keys under the prefix
+    assert "s3://" in str(score["ReadHeadWeights"]) and str(score["ReadHeadWeights"]) == str(
+        upload["ReadHeadWeights"]
+    )
+
+
+def test_the_code_needs_no_action_the_template_does_not_grant() -> None:
+    source = "\n".join(p.read_text() for p in PACKAGE.glob("*.py"))
+    calls = set(re.findall(r"\.(" + "|".join(CALL_TO_ACTION) + r")\(", source))
+    other = set(re.findall(r"client\(\)\.(\w+)\(|self\.s3\.(\w+)\(|self\.client\.(\w+)\(", source))
+    assert calls, "the scan found the SDK calls"
+    granted = set().union(*(a for f in EXPECTED_ACTIONS.values() for a in f.values()))
+    assert {CALL_TO_ACTION[c] for c in calls} <= granted
+    assert {name for group in other for name in group if name} <= set(CALL_TO_ACTION)
+
+
+def test_upload_bucket_is_private_encrypted_and_tls_only() -> None:
+    props = RESOURCES["UploadBucket"]["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    (deny,) = RESOURCES["UploadBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Action"] == "s3:*"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_table_queue_and_api_protections() -> None:
+    table = RESOURCES["ResultsTable"]["Properties"]
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert RESOURCES["UploadDeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+    auth = RESOURCES["ScoreApi"]["Properties"]["Auth"]
+    assert auth["ApiKeyRequired"] is True and auth["UsagePlan"]["CreateUsagePlan"] == "PER_API"
+    assert "Throttle" in auth["UsagePlan"] and "Quota" in auth["UsagePlan"]
+
+
+def test_every_api_route_requires_the_key() -> None:
+    routes = 0
+    for logical_id, res in RESOURCES.items():
+        for event in res.get("Properties", {}).get("Events", {}).values():
+            if event["Type"] != "Api":
+                continue
+            routes += 1
+            props = event["Properties"]
+            assert props["RestApiId"] == {"Ref": "ScoreApi"}, logical_id
+            assert props.get("Auth", {}).get("ApiKeyRequired", True) is True, logical_id
+    assert routes == 3
+    document = (REPO_ROOT / "infra" / "openapi.json").read_text()
+    assert '"security": [' in document and '"x-api-key"' in document
+
+
+def test_checkov_skips_all_say_why() -> None:
+    for logical_id, res in RESOURCES.items():
+        for skip in res.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert len(skip.get("comment", "")) > 30, (logical_id, skip["id"])
+
+
+def test_torch_load_is_only_ever_weights_only() -> None:
+    for path in [*REPO_ROOT.glob("weights/*.py"), *PACKAGE.glob("*.py"), *REPO_ROOT.glob("bench/*.py")]:
+        for call in re.findall(r"torch\.load\([^)]*\)", path.read_text()):
+            assert "weights_only=True" in call, (path, call)
+
+
+def test_no_secrets_in_the_repository() -> None:
+    pattern = re.compile(r"(AKIA[0-9A-Z]{16}|aws_secret_access_key\s*=\s*['\"][A-Za-z0-9/+]{40})")
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    names = [
+        n
+        for n in tracked.stdout.splitlines()
+        if n.endswith((".py", ".yaml", ".toml", ".json", ".md", ".txt"))
+    ]
+    assert names
+    for name in names:
+        assert not pattern.search((REPO_ROOT / name).read_text(errors="ignore")), name
