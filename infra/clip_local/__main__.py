@@ -13,6 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
+from clip_classifier.picture_id import picture_id_for_key
 from clip_classifier.records import ClassificationRecord
 
 from .paths import REPO_ROOT, TINY_MODEL_DIR
@@ -35,8 +36,6 @@ def classify_folder(stack: LocalStack, folder: Path) -> list[tuple[str, Classifi
     for i, path in enumerate(files, 1):
         progress(i - 1, len(files), path.name)
         stack.upload(path.name, path.read_bytes())
-        from clip_classifier.picture_id import picture_id_for_key
-
         picture_id = picture_id_for_key(stack.key_prefix + path.name, stack.key_prefix)
         results.append((path.name, stack.result(picture_id)))
     progress(len(files), len(files), "done")

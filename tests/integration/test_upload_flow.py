@@ -17,8 +17,8 @@ from clip_classifier.redrive import redrive
 from clip_classifier.weights_format import parse_weights
 from clip_local.paths import EXAMPLE_WEIGHTS, REPO_ROOT, TINY_MODEL_DIR
 from clip_local.stack import LocalStack, local_stack
+from tests.corpus.images import png_bomb
 from tests.helpers import FaultyClient, client_error
-from tests.unit.test_preprocess import png_header_only
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "images"
 GOLDEN = json.loads((TINY_MODEL_DIR / "golden_embeddings.json").read_text())
@@ -84,7 +84,7 @@ def test_every_fixture_is_classified_like_the_golden_pipeline(
         ("text.jpg", b"this is a text file, not a JPEG", "image_unsupported"),
         ("truncated.jpg", (FIXTURES / "landscape_rgb.jpg").read_bytes()[:5000], "image_corrupt"),
         ("truncated.png", (FIXTURES / "transparent_rgba.png").read_bytes()[:3000], "image_corrupt"),
-        ("bomb.png", png_header_only(30_000, 30_000), "image_too_many_pixels"),
+        ("bomb.png", png_bomb(30_000, 30_000), "image_too_many_pixels"),
         ("huge.jpg", b"\xff\xd8\xff" + b"\0" * (MAX_BYTES + 1), "image_too_large"),
     ],
 )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ from clip_classifier.exceptions import (
 from clip_classifier.manifest import load_manifest
 from clip_classifier.preprocess import ImageLimits, Preprocessor, center_crop, open_image, resize_size, to_rgb
 from clip_local.paths import REPO_ROOT, TINY_MODEL_DIR
+from tests.corpus.images import png_bomb
 
 try:
     from transformers import CLIPImageProcessorPil as HFProcessor
@@ -114,29 +113,14 @@ def test_center_crop_pads_small_images_centred() -> None:
     assert (out[1:3] == 7).all() and (out[0] == 0).all() and (out[3] == 0).all()
 
 
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose IHDR claims width × height but whose data is a few bytes (a decompression bomb)."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-        + chunk(b"IEND", b"")
-    )
-
-
 @pytest.mark.parametrize(
     ("payload", "error", "message"),
     [
         (b"", EmptyImageError, "empty"),
         (b"hello, I am text pretending to be a JPEG", UnsupportedImageError, "not a supported image"),
         (b"%PDF-1.7\n1 0 obj\n", UnsupportedImageError, "not a supported image"),
-        (png_header_only(50_000, 50_000), ImageTooManyPixelsError, "2500000000 pixels"),
-        (png_header_only(7000, 6000), ImageTooManyPixelsError, "the limit is 40000000"),
+        (png_bomb(50_000, 50_000), ImageTooManyPixelsError, "2500000000 pixels"),
+        (png_bomb(7000, 6000), ImageTooManyPixelsError, "the limit is 40000000"),
     ],
 )
 def test_bad_payloads_get_specific_errors(payload: bytes, error: type[Exception], message: str) -> None:

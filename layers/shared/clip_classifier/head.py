@@ -74,7 +74,8 @@ class Head:
     def as_batch(self, features: Sequence[float] | Sequence[Sequence[float]] | npt.ArrayLike) -> F32:
         """Validate input into a float32 ``[N, input_dim]`` batch, or raise :class:`InvalidFeaturesError`."""
         try:
-            x = np.asarray(features, dtype=np.float32)
+            with np.errstate(over="ignore"):  # 1e300 is a finite JSON number that overflows float32
+                x = np.asarray(features, dtype=np.float32)
         except (TypeError, ValueError) as exc:
             raise InvalidFeaturesError("features must be numbers") from exc
         if x.ndim == 1:
@@ -87,6 +88,9 @@ class Head:
         if not finite.all():
             row, col = (int(i) for i in np.argwhere(~finite)[0])
             where = f"features[{col}]" if x.shape[0] == 1 else f"features[{row}][{col}]"
+            original = np.asarray(features, dtype=np.float64).reshape(x.shape)[row, col]
+            if np.isfinite(original):
+                raise InvalidFeaturesError(f"{where} is outside the float32 range (±3.4e38)", field=where)
             raise InvalidFeaturesError(f"{where} is not a finite number", field=where)
         return x
 
@@ -161,7 +165,11 @@ class Head:
 
     def predict(self, features: Sequence[float] | npt.ArrayLike) -> list[Prediction]:
         """Validate, run and package one vector or a batch."""
-        scores, probabilities = self.forward(self.as_batch(features))
+        return self.predict_batch(self.as_batch(features))
+
+    def predict_batch(self, batch: F32) -> list[Prediction]:
+        """Run and package an already validated ``[N, input_dim]`` batch."""
+        scores, probabilities = self.forward(batch)
         return [
             Prediction(self.classes, tuple(s.tolist()), tuple(p.tolist()))
             for s, p in zip(scores, probabilities, strict=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .api_models import EmbedderInfo, FeatureItem, ModelInfo, ScoreResult
 from .exceptions import InvalidFeaturesError, ResultNotFoundError
 from .head import Head
@@ -26,10 +28,11 @@ class ScoringService:
                 f"items must have at most {self.max_batch_items} entries, got {len(entries)}", field="items"
             )
         head = self.weights.get()
+        rows = []
         for i, entry in enumerate(entries):
             prefix = f"items[{i}]." if batch else ""
             try:
-                head.as_batch(entry.features)
+                rows.append(head.as_batch(entry.features))
             except InvalidFeaturesError as exc:
                 raise InvalidFeaturesError(f"{prefix}{exc.message}", field=f"{prefix}{exc.field}") from exc
         seen: set[str] = set()
@@ -42,7 +45,7 @@ class ScoringService:
                     )
                 seen.add(entry.picture_id)
 
-        predictions = head.predict([e.features for e in entries])
+        predictions = head.predict_batch(np.concatenate(rows))
         records = [
             ClassificationRecord.classified(
                 e.picture_id, p, head_version=head.version, source=SourceInfo(type="api")

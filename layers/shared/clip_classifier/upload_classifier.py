@@ -129,37 +129,27 @@ class UploadClassifier:
             raise ConfigurationError(
                 f"the embedder outputs {self.embedder.output_dim} values but the head expects {head.input_dim}"
             )
-        data = self._download(event)
-        watch.lap("download")
-        if data is None:
-            return Outcome(picture_id, event.key, "superseded", timings_ms=watch.timings)
         try:
-            if isinstance(data, ImageError):
-                raise data
+            data = self._download(event)
+            watch.lap("download")
+            if data is None:
+                return Outcome(picture_id, event.key, "superseded", timings_ms=watch.timings)
             pixels = self.preprocessor(data).pixels
             watch.lap("decode")
         except ImageError as exc:
-            record = ClassificationRecord.failed(
+            failed = ClassificationRecord.failed(
                 picture_id,
                 code=exc.code,
                 message=exc.message,
                 source=source,
                 sequencer=event.normalized_sequencer,
             )
-            written = self.store.put_if_newer(record)
-            watch.lap("store")
-            return Outcome(
-                picture_id,
-                event.key,
-                "failed" if written else "duplicate",
-                code=exc.code,
-                timings_ms=watch.timings,
-            )
+            return self._store(failed, event, watch, code=exc.code)
         embedding = self.embedder.embed(pixels)
         watch.lap("embed")
         prediction = head.predict(np.asarray(embedding[0]))[0]
         watch.lap("head")
-        record = ClassificationRecord.classified(
+        classified = ClassificationRecord.classified(
             picture_id,
             prediction,
             head_version=head.version,
@@ -167,18 +157,25 @@ class UploadClassifier:
             source=source,
             sequencer=event.normalized_sequencer,
         )
+        return self._store(classified, event, watch, top_label=prediction.top_label)
+
+    def _store(
+        self, record: ClassificationRecord, event: ObjectEvent, watch: _Stopwatch, **details: Any
+    ) -> Outcome:
+        """Conditional write; a result from the same or a newer event already stored makes this a duplicate."""
         written = self.store.put_if_newer(record)
         watch.lap("store")
+        status: Status = "failed" if record.status == "failed" else "classified"
         return Outcome(
-            picture_id,
+            record.picture_id,
             event.key,
-            "classified" if written else "duplicate",
-            top_label=prediction.top_label,
+            status if written else "duplicate",
             timings_ms=watch.timings,
+            **details,
         )
 
-    def _download(self, event: ObjectEvent) -> bytes | ImageError | None:
-        """The object's bytes; an :class:`ImageError` if it is too large; ``None`` if it changed or vanished."""
+    def _download(self, event: ObjectEvent) -> bytes | None:
+        """The object's bytes, or ``None`` if it changed or vanished; too large is an :class:`ImageError`."""
         pin: dict[str, Any] = {}
         if event.version_id:
             pin["VersionId"] = event.version_id
@@ -194,7 +191,7 @@ class UploadClassifier:
         size = int(meta.get("ContentLength", 0))
         limit = self.preprocessor.limits.max_bytes
         if size > limit:
-            return ImageTooLargeError(f"image is {size} bytes; the limit is {limit}")
+            raise ImageTooLargeError(f"image is {size} bytes; the limit is {limit}")
         try:
             # Pinned to the version, or to the ETag just seen: a concurrent overwrite cannot slip in.
             condition: dict[str, Any] = pin or {"IfMatch": meta["ETag"]}
