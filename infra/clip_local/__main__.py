@@ -60,7 +60,9 @@ def render(results: list[tuple[str, ClassificationRecord | None]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m clip_local", description=__doc__)
-    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder of images to upload")
+    parser.add_argument(
+        "--images", default=str(DEFAULT_IMAGES), help="folder of images to upload ('' to upload nothing)"
+    )
     parser.add_argument(
         "--model-dir",
         type=Path,
@@ -91,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"model {args.model_dir}; uploads go to s3://{stack.upload_bucket}/{stack.key_prefix}")
         if args.images:
-            print(f"classifying {args.images} ...")
-            print(render(classify_folder(stack, args.images)))
+            folder = Path(args.images).expanduser()
+            print(f"classifying {folder} ...")
+            print(render(classify_folder(stack, folder)))
             print(f"dead-lettered events: {stack.invoker.dead_lettered}")
         print(f"\nAPI on {url}/api   (x-api-key: {stack.api_key})")
         print(f"  curl -s -H 'x-api-key: {stack.api_key}' {url}/api/v1/model")

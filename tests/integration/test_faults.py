@@ -213,3 +213,47 @@ def test_a_tampered_model_refuses_to_start_and_events_wait_in_the_dlq(tmp_path: 
         assert dlq_count(own) == 1
         message = boto3.client("sqs").receive_message(QueueUrl=own.dead_letter_queue_url)["Messages"][0]
         assert "sha256" in json.loads(message["Body"])["responsePayload"]["errorMessage"]
+
+
+def test_weights_replaced_while_instances_are_classifying(tmp_path: Path) -> None:
+    """3 worker processes (Lambda instances) classify 40 uploads; the head is replaced mid-stream.
+    Every item must be entirely one head's result, and the new head must take over."""
+    import os
+    from concurrent.futures import as_completed
+
+    from bench.load_uploads import ENV_KEYS, small_image
+    from clip_local.workers import invoke, worker_pool
+    from tests.helpers import rehash
+
+    old = Head(parse_weights(EXAMPLE_WEIGHTS.read_bytes()))
+    doc = json.loads(EXAMPLE_WEIGHTS.read_text())
+    doc["layers"][4]["bias"] = [b + (0.7 if i % 3 else -0.7) for i, b in enumerate(doc["layers"][4]["bias"])]
+    new_raw = encode(rehash(doc))
+    new = Head(parse_weights(new_raw))
+    heads = {old.version: old, new.version: new}
+    images = {f"live/{i:03d}.png": small_image(9000 + i) for i in range(40)}
+
+    with local_stack(extra_env={"WEIGHTS_REFRESH_SECONDS": "0"}) as own:
+        events = [own.uploads.put_event(own.key_prefix + name, data) for name, data in images.items()]
+        env = {k: os.environ[k] for k in ENV_KEYS if k in os.environ}
+        env.update(
+            WEIGHTS_REFRESH_SECONDS="0", POWERTOOLS_LOG_LEVEL="ERROR", POWERTOOLS_METRICS_DISABLED="true"
+        )
+        with worker_pool(3, env, own.dead_letter_queue_url, 2, str(tmp_path)) as pool:
+            futures = [pool.submit(invoke, e) for e in events]
+            for done, future in enumerate(as_completed(futures), 1):
+                assert future.result()[0]
+                if done == 10:
+                    boto3.client("s3").put_object(Bucket=MODEL_BUCKET, Key=WEIGHTS_KEY, Body=new_raw)
+        versions = []
+        embedder = Embedder(TINY_MODEL_DIR / "int8" / "model.onnx")
+        pre = Preprocessor(embedder.manifest.transform)
+        for name, data in images.items():
+            record = own.result(picture_id_for_key(own.key_prefix + name, own.key_prefix))
+            assert record is not None and record.status == "classified"
+            head = heads[record.head_version]  # a known, verified version and nothing else
+            expected = head.predict(embedder.embed(pre(data).pixels)[0])[0].probabilities
+            got = [record.probabilities[c] for c in head.classes]
+            assert np.abs(np.array(got) - np.array(expected)).max() <= 1e-6
+            versions.append(record.head_version)
+        assert versions.count(old.version) >= 10 and new.version in versions
