@@ -7,7 +7,6 @@ one: an unknown route is 403 ``Missing Authentication Token``, a missing or wron
 from __future__ import annotations
 
 import base64
-import json
 import re
 import threading
 import time
@@ -164,7 +163,3 @@ class LocalApi:
         request.send_header("Content-Length", str(len(body)))
         request.end_headers()
         request.wfile.write(body)
-
-
-def json_body(response: dict[str, Any]) -> Any:
-    return json.loads(response["body"])

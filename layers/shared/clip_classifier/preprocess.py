@@ -27,6 +27,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+from pi_heif import register_heif_opener
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .exceptions import (
@@ -38,13 +39,8 @@ from .exceptions import (
 )
 from .manifest import ImageTransform
 
-try:  # HEIC/HEIF decoding; the upload function always ships it (functions/classify_upload/requirements.txt)
-    from pi_heif import register_heif_opener
-
-    register_heif_opener()
-    HEIF_AVAILABLE = True
-except ImportError:  # pragma: no cover - only when the optional plugin is absent
-    HEIF_AVAILABLE = False
+# HEIC/HEIF (iPhone photos): a hard dependency of the image runtime, registered once per process.
+register_heif_opener()
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF"})
 _RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}

@@ -32,7 +32,6 @@ ENV_NAMES: dict[str, str] = {
     "key_suffixes": "KEY_SUFFIXES",
     "preprocess_mode": "PREPROCESS_MODE",
     "intra_op_threads": "INTRA_OP_THREADS",
-    "dead_letter_queue_url": "DEAD_LETTER_QUEUE_URL",
 }
 
 
@@ -55,7 +54,6 @@ class Settings(BaseModel):
     key_suffixes: tuple[str, ...] = ()
     preprocess_mode: Literal["auto", "exact", "fast"] = "auto"
     intra_op_threads: int = Field(default=0, ge=0, description="0 = the CPUs this process may use.")
-    dead_letter_queue_url: str = ""
 
     @field_validator("key_suffixes", mode="before")
     @classmethod
