@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +27,16 @@ def client_error(code: str, status: int, operation: str = "Operation") -> Client
 
 
 class FaultyClient:
-    """A real boto3 client whose named operations first raise the queued errors, then behave normally."""
+    """A real boto3 client whose named operations first raise the queued errors, then behave normally.
+
+    ``responses`` queues, per operation, functions applied to the next real responses (e.g. a body that
+    breaks half-way).
+    """
 
     def __init__(self, client: Any, **faults: list[BaseException]) -> None:
         self._client = client
         self.faults = {name: list(errors) for name, errors in faults.items()}
+        self.responses: dict[str, list[Callable[[Any], Any]]] = {}
         self.calls: dict[str, int] = {}
 
     def __getattr__(self, name: str) -> Any:
@@ -42,9 +49,53 @@ class FaultyClient:
             queue = self.faults.get(name)
             if queue:
                 raise queue.pop(0)
-            return real(*args, **kwargs)
+            response = real(*args, **kwargs)
+            transforms = self.responses.get(name)
+            return transforms.pop(0)(response) if transforms else response
 
         return call
+
+
+class BreakingBody:
+    """A body that delivers ``after`` bytes of the real one and then fails as a dropped connection would."""
+
+    def __init__(self, data: bytes, after: int, error: Exception) -> None:
+        self._data, self._after, self._error = data, after, error
+        self._pos = 0
+
+    def read(self, amt: int | None = None) -> bytes:
+        if amt is None:
+            amt = len(self._data)
+        if self._pos + amt > self._after:
+            raise self._error
+        chunk = self._data[self._pos : self._pos + amt]
+        self._pos += len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        pass
+
+
+def break_body(after: float, error: Exception) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A ``FaultyClient.responses`` entry: the GetObject body fails after that fraction of its bytes."""
+
+    def transform(response: dict[str, Any]) -> dict[str, Any]:
+        data = response["Body"].read()
+        return {**response, "Body": BreakingBody(data, int(len(data) * after), error)}
+
+    return transform
+
+
+def truncate_body(after: float) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A ``FaultyClient.responses`` entry: the connection closes early; botocore sees the short length."""
+    from botocore.response import StreamingBody
+
+    def transform(response: dict[str, Any]) -> dict[str, Any]:
+        data = response["Body"].read()
+        short = io.BytesIO(data[: int(len(data) * after)])
+        return {**response, "Body": StreamingBody(short, len(data))}
+
+    return transform
 
 
 def example_doc() -> dict[str, Any]:

@@ -23,7 +23,7 @@ from clip_classifier.redrive import redrive
 from clip_classifier.weights_format import parse_weights
 from clip_local.paths import EXAMPLE_WEIGHTS, REPO_ROOT, TINY_MODEL_DIR
 from clip_local.stack import MODEL_BUCKET, WEIGHTS_KEY, LocalStack, local_stack
-from tests.helpers import FaultyClient, client_error, encode, small_doc
+from tests.helpers import FaultyClient, break_body, client_error, encode, small_doc, truncate_body
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "images"
 IMAGE = (FIXTURES / "landscape_rgb.jpg").read_bytes()
@@ -77,6 +77,27 @@ def test_s3_faults_are_retried_and_the_image_is_stored(
     name = f"s3-{operation}-{fault.replace(' ', '-')}.jpg"
     faulty["s3"].faults[operation] = [TRANSIENT[fault](operation)]
     assert stack.upload(name, IMAGE)
+    assert stack.invoker.attempts[-1] == 2
+    assert item(stack, name).status == "classified"
+
+
+@pytest.mark.parametrize(
+    ("name", "transform"),
+    [
+        ("reset-at-start.jpg", break_body(0.0, ConnectionResetError(104, "Connection reset by peer"))),
+        ("timeout-mid-body.jpg", break_body(0.5, ReadTimeoutError(endpoint_url="http://s3"))),
+        ("reset-mid-body.png", break_body(0.5, ConnectionResetError(104, "Connection reset by peer"))),
+        ("short-body.jpg", truncate_body(0.6)),
+        ("short-by-a-little.jpg", truncate_body(0.999)),
+    ],
+)
+def test_a_transfer_broken_mid_body_is_retried_not_recorded_as_a_bad_image(
+    stack: LocalStack, faulty: dict[str, FaultyClient], name: str, transform: Any
+) -> None:
+    """Decoding reads the live body; a transfer that breaks part-way must not look like a corrupt file."""
+    data = IMAGE if name.endswith(".jpg") else (FIXTURES / "transparent_rgba.png").read_bytes()
+    faulty["s3"].responses["get_object"] = [transform]
+    assert stack.upload(name, data)
     assert stack.invoker.attempts[-1] == 2
     assert item(stack, name).status == "classified"
 

@@ -21,7 +21,10 @@ def test_bench_pipeline_quick_prints_every_stage() -> None:
         "ours: decode + preprocess (fast)",
         "ours: embed (int8 onnxruntime)",
         "ours: end to end",
+        "ours: end to end − (b), paired per round",
         "(b) bare int8 session",
+        "transfer, then decode + preprocess",
+        "ours: decode while transferring",
         "imports + model + weights (init)",
     ):
         assert row in out, row

@@ -1,4 +1,4 @@
-"""Decode image bytes safely and turn them into the embedder's input tensor.
+"""Decode image bytes (or a stream of them still arriving) safely and turn them into the embedder's input tensor.
 
 Decoding: Pillow (plus pi-heif for HEIC/HEIF), the first frame of animations, EXIF orientation applied,
 16-bit greyscale scaled to 8 bits, transparency composited onto white and every other mode converted to
@@ -23,7 +23,7 @@ import contextlib
 import io
 import struct
 from dataclasses import dataclass
-from typing import Literal
+from typing import BinaryIO, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -97,16 +97,31 @@ def sniff_format(data: bytes) -> str | None:
     return next((name for magic, name in _SIGNATURES if data.startswith(magic)), None)
 
 
-def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
-    """Parse the header only, and enforce every limit before decoding pixels."""
-    if not data:
+#: The whole file, or a seekable binary stream (e.g. an ``ObjectStream`` over a response still arriving).
+Source = bytes | BinaryIO | io.RawIOBase
+
+
+def open_image(source: Source, limits: ImageLimits) -> Image.Image:
+    """Parse the header only, and enforce every limit before decoding pixels.
+
+    ``source`` is the whole file, or a seekable stream that enforces ``limits.max_bytes`` itself (an
+    :class:`~clip_classifier.object_stream.ObjectStream`); pixels are decoded from it later, as they arrive.
+    """
+    if isinstance(source, bytes):
+        if len(source) > limits.max_bytes:
+            raise ImageTooLargeError(f"image is {len(source)} bytes; the limit is {limits.max_bytes}")
+        fp: BinaryIO = io.BytesIO(source)
+    else:
+        # A RawIOBase is a binary file at run time; typeshed's BinaryIO is nominal, hence the cast.
+        fp = cast(BinaryIO, source)
+    prefix = fp.read(16)
+    fp.seek(0)
+    if not prefix:
         raise EmptyImageError("the object is empty (0 bytes)")
-    if len(data) > limits.max_bytes:
-        raise ImageTooLargeError(f"image is {len(data)} bytes; the limit is {limits.max_bytes}")
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(fp)
     except UnidentifiedImageError as exc:
-        claimed = sniff_format(data)
+        claimed = sniff_format(prefix)
         if claimed is not None:
             raise CorruptImageError(f"the file starts like {claimed} but cannot be parsed") from exc
         raise UnsupportedImageError(
@@ -228,8 +243,9 @@ class Preprocessor:
             self.mode == "fast" or min(image.size) >= 2 * self.transform.shortest_edge * self.fast_oversample
         )
 
-    def __call__(self, data: bytes) -> Preprocessed:
-        image = open_image(data, self.limits)
+    def __call__(self, source: Source) -> Preprocessed:
+        """Decode and transform the whole file's bytes, or a stream still being read (see :func:`open_image`)."""
+        image = open_image(source, self.limits)
         width, height, fmt = image.width, image.height, str(image.format)
         fast = self.wants_fast(image)
         if fast:
