@@ -2,6 +2,7 @@
 
     python bench/bench_pipeline.py              # full ViT-B/32 (random-init export, built when missing)
     python bench/bench_pipeline.py --quick      # the tiny test model, few repeats (what the test runs)
+    python bench/bench_pipeline.py --config vit-l-14   # or vit-b-16: other backbones, same table
 
 Rows: our pipeline (decode+preprocess → int8 embed → head) on a 12 MP JPEG and a small PNG; (a) the
 Hugging Face CLIP processor + the PyTorch fp32 model; (b) a bare onnxruntime int8 session on a ready tensor;
@@ -34,13 +35,13 @@ from PIL import Image
 
 from clip_classifier.embedder import Embedder
 from clip_classifier.head import Head
+from clip_classifier.manifest import load_manifest
 from clip_classifier.object_stream import ObjectStream
 from clip_classifier.preprocess import Preprocessor
 from clip_classifier.weights_format import parse_weights
 from clip_local.paths import EXAMPLE_WEIGHTS, REPO_ROOT, TINY_MODEL_DIR
 
 CACHE = REPO_ROOT / "bench" / ".cache"
-FULL_MODEL = CACHE / "vit-b-32"
 # Modelled S3 GET throughput for the overlap rows: one in-region stream commonly delivers 50–100 MB/s.
 NETWORK_BYTES_PER_S = 80e6
 
@@ -128,24 +129,37 @@ def transfer(sender: PacedSender, consume: Callable[[BinaryIO], Any]) -> Any:
     return result
 
 
-def ensure_full_model() -> Path:
-    if not (FULL_MODEL / "int8" / "model.onnx").exists():
-        print("building the random-init ViT-B/32 export (once, ~30 s) ...", file=sys.stderr)
-        subprocess.run(
-            [
-                sys.executable,
-                str(REPO_ROOT / "weights" / "export_clip_onnx.py"),
-                "--random-init",
-                "--config",
-                "vit-b-32",
-                "--seed",
-                "0",
-                "--out",
-                str(FULL_MODEL),
-            ],
-            check=True,
+def build(script: str, *args: str) -> None:
+    subprocess.run([sys.executable, str(REPO_ROOT / "weights" / script), *args], check=True)
+
+
+def ensure_model(config: str) -> tuple[Path, Path]:
+    """The random-init int8 export of ``config`` and a head for its output size, built once in the cache."""
+    model_dir = CACHE / config
+    if not (model_dir / "int8" / "model.onnx").exists():
+        print(
+            f"building the random-init {config} export (once; B/32 ~30 s, L/14 ~2 min) ...", file=sys.stderr
         )
-    return FULL_MODEL
+        build(
+            "export_clip_onnx.py", "--random-init", "--config", config, "--seed", "0", "--out", str(model_dir)
+        )
+    dim = load_manifest(model_dir / "int8" / "manifest.json").output_dim
+    if dim == parse_weights(EXAMPLE_WEIGHTS.read_bytes()).input_dim:
+        return model_dir, EXAMPLE_WEIGHTS
+    head = model_dir / "head.json"
+    if not head.exists():
+        classes = str(EXAMPLE_WEIGHTS.with_name("classes.txt"))
+        build(
+            "export_mlp_weights.py",
+            "--random-init",
+            "--input-dim",
+            str(dim),
+            "--classes",
+            classes,
+            "--out",
+            str(head),
+        )
+    return model_dir, head
 
 
 # Peak RSS from VmHWM: getrusage's ru_maxrss survives execve, so a child would report this process's peak.
@@ -171,9 +185,9 @@ print(json.dumps({"imports_ms": (t_import - t0) * 1000, "init_ms": (t_init - t0)
 """
 
 
-def cold_start(model: Path, image: Path) -> dict[str, float]:
+def cold_start(model: Path, head: Path, image: Path) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-c", COLD_START, str(model), str(EXAMPLE_WEIGHTS), str(image)],
+        [sys.executable, "-c", COLD_START, str(model), str(head), str(image)],
         check=True,
         capture_output=True,
         text=True,
@@ -190,11 +204,11 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
 
 
-def run(quick: bool) -> tuple[list[tuple[str, str, float, str]], dict[str, Any]]:
-    model_dir = TINY_MODEL_DIR if quick else ensure_full_model()
+def run(quick: bool, config: str = "vit-b-32") -> tuple[list[tuple[str, str, float, str]], dict[str, Any]]:
+    model_dir, head_path = (TINY_MODEL_DIR, EXAMPLE_WEIGHTS) if quick else ensure_model(config)
     repeat = 3 if quick else 15
     embedder = Embedder(model_dir / "int8" / "model.onnx")
-    head = Head(parse_weights(EXAMPLE_WEIGHTS.read_bytes()))
+    head = Head(parse_weights(head_path.read_bytes()))
     transform = embedder.manifest.transform
     fast, exact = Preprocessor(transform), Preprocessor(transform, mode="exact")
     # Entropy decoding costs ~10 ms per MB of JPEG even at 1/8 scale, so two 12 MP files: a typical
@@ -226,8 +240,8 @@ def run(quick: bool) -> tuple[list[tuple[str, str, float, str]], dict[str, Any]]
         from export_clip_onnx import CONFIGS
 
         torch.manual_seed(0)
-        config = CLIPVisionConfig(**CONFIGS["tiny" if quick else "vit-b-32"])
-        torch_model = CLIPVisionModelWithProjection(config).eval()
+        torch_model = CLIPVisionModelWithProjection(CLIPVisionConfig(**CONFIGS["tiny" if quick else config]))
+        torch_model.eval()
         processor = HFProcessor()
 
         def torch_reference(data: bytes) -> np.ndarray:
@@ -308,7 +322,7 @@ def run(quick: bool) -> tuple[list[tuple[str, str, float, str]], dict[str, Any]]
     tmp.parent.mkdir(parents=True, exist_ok=True)
     tmp.write_bytes(images["12MP JPEG 3.2MB"])
     # One fresh process is one sample: take the median of several (the max peak RSS).
-    runs = [cold_start(model_dir / "int8" / "model.onnx", tmp) for _ in range(1 if quick else 5)]
+    runs = [cold_start(model_dir / "int8" / "model.onnx", head_path, tmp) for _ in range(1 if quick else 5)]
     cold = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
     cold["peak_rss_mb"] = max(run["peak_rss_mb"] for run in runs)
     extra["cold_start_init_ms_range"] = (
@@ -338,8 +352,14 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="tiny model, few repeats")
+    parser.add_argument(
+        "--config",
+        choices=["vit-b-32", "vit-b-16", "vit-l-14"],
+        default="vit-b-32",
+        help="which random-init export to benchmark (ignored with --quick)",
+    )
     args = parser.parse_args(argv)
-    print(render(*run(args.quick)))
+    print(render(*run(args.quick, args.config)))
     return 0
 
 

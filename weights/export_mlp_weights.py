@@ -117,7 +117,7 @@ def random_init(seed: int, n_classes: int, dims: tuple[int, ...]) -> dict[str, t
 def export(args: argparse.Namespace) -> dict[str, Any]:
     labels = load_labels(args.classes)
     if args.random_init:
-        state: dict[str, Any] = random_init(args.seed, len(labels), DEFAULT_DIMS)
+        state: dict[str, Any] = random_init(args.seed, len(labels), (args.input_dim, *DEFAULT_DIMS[1:]))
         source_sha = None
         training: dict[str, Any] = {"random_init": True, "seed": args.seed}
     else:
@@ -205,8 +205,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", type=Path, help="state_dict saved with torch.save")
-    source.add_argument("--random-init", action="store_true", help="seeded untrained 512-256-128-N head")
+    source.add_argument("--random-init", action="store_true", help="seeded untrained D-256-128-N head")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--input-dim",
+        type=int,
+        default=DEFAULT_DIMS[0],
+        help="with --random-init: the embedder's output size D (512 for B/32 and B/16, 768 for L/14)",
+    )
     parser.add_argument("--classes", type=Path, required=True, help="labels: .txt (one a line) or .json list")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--input-normalization", choices=["l2", "none"], default="l2")

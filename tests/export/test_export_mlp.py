@@ -169,3 +169,13 @@ def test_committed_example_is_reproducible(tmp_path: Path) -> None:
         parse_weights(out.read_bytes()).content_sha256
         == parse_weights((example / "example_head.json").read_bytes()).content_sha256
     )
+
+
+def test_random_init_head_for_a_768_d_embedder(tmp_path: Path, labels: Path) -> None:
+    """ViT-L/14 outputs 768 values: the random-init head follows ``--input-dim``."""
+    out = tmp_path / "h768.json"
+    result = run_export("--random-init", "--input-dim", "768", "--classes", str(labels), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    weights = parse_weights(out.read_bytes())
+    assert weights.input_dim == 768
+    assert [weight.shape for weight, _ in weights.arrays()] == [(256, 768), (128, 256), (len(CLASSES), 128)]
