@@ -137,7 +137,9 @@ def load(args: argparse.Namespace) -> tuple[CLIPVisionModelWithProjection, Any, 
         return model, processor, f"random-init/{args.config}", f"seed-{args.seed}"
     model = CLIPVisionModelWithProjection.from_pretrained(args.model_id, revision=args.revision)
     processor = CLIPImageProcessor.from_pretrained(args.model_id, revision=args.revision)
-    revision = getattr(model.config, "_commit_hash", None) or args.revision
+    # A hub download knows its commit; a local checkpoint directory has none to report.
+    local = Path(args.model_id).is_dir()
+    revision = "local" if local else getattr(model.config, "_commit_hash", None) or args.revision
     model.eval()
     return model, processor, args.model_id, str(revision)
 

@@ -98,3 +98,63 @@ def test_an_embedder_that_does_not_fit_the_head_is_refused(tmp_path: Path) -> No
     event = ObjectEvent(event_name="ObjectCreated:Put", bucket="bucket", key="k.jpg", sequencer="01")
     with pytest.raises(ConfigurationError, match="the embedder outputs 768 values but the head expects 512"):
         classifier.process(event)
+
+
+def test_a_saved_hugging_face_checkpoint_exports_with_its_own_processor_config(tmp_path: Path) -> None:
+    """The real-use path (``--model-id``, ``from_pretrained``) on a local checkpoint laid out like the hub's
+    ``openai/clip-vit-*`` repos: a full CLIPModel plus a processor config with non-default parameters.
+
+    The manifest must carry that config, and our exact preprocessing + the ONNX model must reproduce
+    ``CLIPModel.get_image_features`` — the features a browser computes with the same checkpoint."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    from clip_classifier.preprocess import ImageLimits, open_image, to_rgb
+
+    checkpoint = tmp_path / "checkpoint"
+    torch.manual_seed(1)
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+    text = {**vision, "vocab_size": 64, "max_position_embeddings": 16, "bos_token_id": 0, "eos_token_id": 1}
+    config = CLIPConfig(
+        vision_config={**vision, "image_size": 64, "patch_size": 16}, text_config=text, projection_dim=512
+    )
+    model = CLIPModel(config).eval()
+    model.save_pretrained(checkpoint)
+    processor = CLIPImageProcessor(
+        size={"shortest_edge": 72},
+        crop_size={"height": 64, "width": 64},
+        resample=2,  # bilinear
+        image_mean=[0.5, 0.4, 0.3],
+        image_std=[0.2, 0.25, 0.3],
+    )
+    processor.save_pretrained(checkpoint)
+
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--model-id", str(checkpoint), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = load_manifest(out / "fp32" / "manifest.json")
+    assert manifest.model_id == str(checkpoint) and manifest.revision == "local"
+    t = manifest.transform
+    assert (t.shortest_edge, t.crop_height, t.crop_width, t.resample) == (72, 64, 64, "bilinear")
+    assert t.image_mean == pytest.approx([0.5, 0.4, 0.3]) and t.image_std == pytest.approx([0.2, 0.25, 0.3])
+
+    embedder = Embedder(out / "fp32" / "model.onnx")
+    exact = Preprocessor(t, mode="exact")
+    for path in sorted(FIXTURES.iterdir()):
+        data = path.read_bytes()
+        reference = processor(images=to_rgb(open_image(data, ImageLimits())), return_tensors="pt")
+        ours = exact(data).pixels
+        np.testing.assert_allclose(ours, reference["pixel_values"].numpy(), atol=1e-6, err_msg=path.name)
+        with torch.inference_mode():
+            features = model.get_image_features(pixel_values=reference["pixel_values"])
+        # transformers 5 returns an output object whose pooler_output is the projected feature; 4.x a tensor.
+        expected = np.asarray(getattr(features, "pooler_output", features)).reshape(-1)
+        got = embedder.embed(ours)[0]
+        cosine = float(got @ expected / np.linalg.norm(got) / np.linalg.norm(expected))
+        assert cosine >= 0.99999, (path.name, cosine)
