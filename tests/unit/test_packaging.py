@@ -1,0 +1,199 @@
+"""What each deployable ships can run, checked without Docker or ``sam build`` (neither runs here).
+
+* The container image: every module its code imports, at any depth and inside functions too, comes from
+  ``functions/classify_upload/requirements.txt`` (or what those install) — the image has nothing else.
+* The zip function + layer: what it imports at load comes from ``layers/shared/requirements.txt`` or the
+  runtime's boto3, and its own tests pass in a process where the image-only packages cannot be imported.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+import tomllib
+from functools import cache
+from importlib.metadata import packages_distributions, requires
+from pathlib import Path
+
+import pytest
+
+from clip_local.paths import REPO_ROOT
+
+PACKAGE = REPO_ROOT / "layers" / "shared" / "clip_classifier"
+#: What the managed Python runtime provides to zip functions (the layer does not ship the SDK).
+RUNTIME_PROVIDED = {"boto3"}
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_names(path: Path) -> dict[str, str]:
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    specs = [line for line in lines if line and not line.startswith("#")]
+    return {normalize(re.split(r"[<>=!~\[ ;]", spec, maxsplit=1)[0]): spec for spec in specs}
+
+
+@cache
+def closure(distributions: frozenset[str]) -> frozenset[str]:
+    """The distributions plus everything they install with them (their non-optional dependencies)."""
+    seen: set[str] = set()
+    todo = list(distributions)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for requirement in requires(name) or []:
+            if "extra ==" not in requirement:
+                todo.append(normalize(re.split(r"[<>=!~\[ ;(]", requirement, maxsplit=1)[0]))
+    return frozenset(seen)
+
+
+def imports_of(path: Path, *, lazy: bool) -> set[str]:
+    """What a file imports (absolute names; relative ones as ``clip_classifier.x``), never counting
+    TYPE_CHECKING blocks; with ``lazy=False`` only what runs at import time (not inside functions)."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            for statement in node.orelse:
+                visit(statement)
+            return
+        if not lazy and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: a sibling module of the shared package
+                found.update(f"clip_classifier.{node.module or alias.name}" for alias in node.names)
+            elif node.module:
+                found.add(node.module)
+                if node.module == "clip_classifier":
+                    found.update(f"clip_classifier.{alias.name}" for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text()))
+    return found
+
+
+def third_party_imports(entry: Path, *, lazy: bool = True) -> dict[str, set[str]]:
+    """Top-level third-party modules reachable from ``entry`` → the files that import them."""
+    pending, visited, needs = [entry], set(), dict[str, set[str]]()
+    while pending:
+        path = pending.pop()
+        if path in visited:
+            continue
+        visited.add(path)
+        for name in imports_of(path, lazy=lazy):
+            top = name.split(".")[0]
+            if top == "clip_classifier":
+                module = PACKAGE / f"{name.split('.')[1]}.py" if "." in name else PACKAGE / "__init__.py"
+                if module.exists():
+                    pending.append(module)
+            elif top not in sys.stdlib_module_names:
+                needs.setdefault(top, set()).add(path.relative_to(REPO_ROOT).as_posix())
+    return needs
+
+
+def missing(entry: Path, requirements: Path, provided: set[str], *, lazy: bool = True) -> list[str]:
+    shipped = closure(frozenset(requirement_names(requirements)) | frozenset(provided))
+    distributions = packages_distributions()
+    problems = []
+    for module, importers in sorted(third_party_imports(entry, lazy=lazy).items()):
+        owners = {normalize(d) for d in distributions.get(module, [module])}
+        if not owners & shipped:
+            problems.append(f"{module} (imported by {', '.join(sorted(importers))})")
+    return problems
+
+
+def test_the_container_image_requirements_cover_every_import() -> None:
+    app = REPO_ROOT / "functions" / "classify_upload" / "app.py"
+    # The image gets no SDK from anywhere but its own requirements.
+    assert missing(app, app.with_name("requirements.txt"), set()) == []
+
+
+def test_the_layer_requirements_cover_what_the_zip_function_imports_at_load() -> None:
+    app = REPO_ROOT / "functions" / "score_features" / "app.py"
+    assert (
+        missing(app, REPO_ROOT / "layers" / "shared" / "requirements.txt", RUNTIME_PROVIDED, lazy=False) == []
+    )
+
+
+# Imports inside functions are only found by running them: the scoring function's own tests, in a
+# process where the image-only packages cannot be imported, as in the deployed zip function + layer.
+BLOCKER = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {"PIL", "onnxruntime", "pi_heif", "torch", "transformers"}:
+            raise ImportError(f"{name} is not in the layer")
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_the_scoring_function_runs_without_the_image_only_packages() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BLOCKER + "import pytest\nsys.exit(pytest.main([sys.argv[1], '-q', '-p', 'no:cacheprovider']))",
+            "tests/unit/test_score_api.py",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+def test_the_blocker_blocks() -> None:
+    """The test above can fail: an image-only module under the same blocker does not import."""
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCKER + "import clip_classifier.preprocess"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode != 0 and "is not in the layer" in result.stderr
+
+
+def test_a_missing_requirement_is_reported(tmp_path: Path) -> None:
+    """The check above can fail: drop a requirement and it names the import and who imports it."""
+    full = REPO_ROOT / "functions" / "classify_upload" / "requirements.txt"
+    reduced = tmp_path / "requirements.txt"
+    reduced.write_text("\n".join(line for line in full.read_text().splitlines() if "pi-heif" not in line))
+    problems = missing(REPO_ROOT / "functions" / "classify_upload" / "app.py", reduced, set())
+    assert problems == ["pi_heif (imported by layers/shared/clip_classifier/preprocess.py)"]
+
+
+@pytest.mark.parametrize(
+    ("requirements", "groups"),
+    [
+        ("layers/shared/requirements.txt", ["dependencies"]),
+        ("functions/classify_upload/requirements.txt", ["dependencies", "image"]),
+    ],
+)
+def test_requirements_files_agree_with_pyproject(requirements: str, groups: list[str]) -> None:
+    """Same packages, same minimum versions: what is tested is what is shipped."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    declared: list[str] = []
+    for group in groups:
+        declared += (
+            project["dependencies"] if group == "dependencies" else project["optional-dependencies"][group]
+        )
+    minimum = re.compile(r">=\s*([\w.]+)")
+    floors = {
+        normalize(re.split(r"[<>=!~\[ ;]", spec, maxsplit=1)[0]): minimum.search(spec) for spec in declared
+    }
+    for name, spec in requirement_names(REPO_ROOT / requirements).items():
+        assert name in floors, f"{requirements}: {name} is not declared in pyproject.toml"
+        ours, theirs = minimum.search(spec), floors[name]
+        assert ours and theirs and ours.group(1) == theirs.group(1), (requirements, spec)
