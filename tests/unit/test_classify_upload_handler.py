@@ -94,8 +94,20 @@ def test_redrive_cli_replays_destination_records(aws: None) -> None:
 def test_dockerfile_copies_what_exists_and_no_torch() -> None:
     dockerfile = (REPO_ROOT / "functions" / "classify_upload" / "Dockerfile").read_text()
     assert dockerfile.startswith("# ") and "FROM public.ecr.aws/lambda/python:3.12" in dockerfile
+    defaults = dict(re.findall(r"^ARG (\w+)=(\S+)", dockerfile, flags=re.M))
     for source in re.findall(r"^COPY (?!\$\{MODEL_DIR\})(\S+)", dockerfile, flags=re.M):
+        source = re.sub(r"\$\{(\w+)\}", lambda m: defaults[m.group(1)], source)
         assert (REPO_ROOT / source).exists(), source
+    # The manifest must land beside the model (the embedder reads model.onnx's sibling manifest.json), and
+    # the environment must point at what was copied.
+    assert "${MODEL_DIR}/model.onnx ${MODEL_DIR}/manifest.json ${LAMBDA_TASK_ROOT}/model/" in dockerfile
+    assert "MODEL_PATH=${LAMBDA_TASK_ROOT}/model/model.onnx" in dockerfile
+    assert "COPY ${WEIGHTS_FILE} ${LAMBDA_TASK_ROOT}/weights/head.json" in dockerfile
+    assert "WEIGHTS_URI=${LAMBDA_TASK_ROOT}/weights/head.json" in dockerfile
+    # Deployed, the stack's WEIGHTS_URI (the shared S3 object) overrides the image's default head.
+    assert load_template()["Globals"]["Function"]["Environment"]["Variables"]["WEIGHTS_URI"] == {
+        "Ref": "WeightsUri"
+    }
     text = (REPO_ROOT / "functions" / "classify_upload" / "requirements.txt").read_text()
     requirements = [
         line.split(">")[0].split("=")[0] for line in text.splitlines() if line and not line.startswith("#")
