@@ -2,8 +2,8 @@
 
 Pillow parses the header, then pulls the pixel data in 64 KiB blocks and decodes each block as it comes.
 Handing it the live S3 response instead of a finished download overlaps the decode with the transfer: at
-80 MB/s a 3.2 MB 12 MP JPEG takes ~40 ms to arrive and ~30 ms to decode, ~70 ms one after the other and
-~40 ms streamed (``bench/bench_pipeline.py``). Everything read is kept, at most the size limit, because
+80 MB/s a 3.2 MB 12 MP JPEG takes ~41 ms to arrive and ~33 ms to decode, 76–82 ms one after the other and
+~45 ms streamed (``bench/bench_pipeline.py``). Everything read is kept, at most the size limit, because
 some decoders seek back (TIFF, MPO).
 
 A failure of the body is never the image's fault, so it is raised as :class:`TransientSourceError` (the
