@@ -114,9 +114,7 @@ def run(
 ) -> Report:
     rng = random.Random(seed)
     report = Report()
-    with local_stack(
-        extra_env={"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
-    ) as stack:
+    with local_stack(quiet=True) as stack:
         expected: dict[str, tuple[str, str | None]] = {}  # key -> (status, etag or failure code)
         deliveries: list[dict[str, Any]] = []
         for i in range(n):

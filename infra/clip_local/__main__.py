@@ -78,14 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    # The functions log JSON and print EMF metrics, as in Lambda; here they would bury the table.
-    quiet = {} if args.verbose else {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
     with local_stack(
         api_port=args.port,
         moto_port=args.moto_port,
         api_key=args.api_key,
         model_dir=args.model_dir,
-        extra_env=quiet,
+        quiet=not args.verbose,
     ) as stack:
         url = stack.api.url
         print(
