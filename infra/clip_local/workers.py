@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ def _init(env: dict[str, str], dead_letter_queue_url: str, retries: int, worker_
     os.environ.update(env)
     # A worker's JSON logs and EMF lines would drown the load script's table.
     sys.stdout = Path(os.devnull).open("w")  # noqa: SIM115 - for the life of the worker process
+    # With metrics disabled (the load script's quiet env), Powertools warns at every cold start that there
+    # was nothing to publish.
+    warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
     # Every execution environment has its own /tmp.
     os.environ["CACHE_DIR"] = str(Path(worker_cache_root) / str(os.getpid()))
     import boto3
