@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import ast
-import re
 import subprocess
 import sys
 import tomllib
@@ -18,6 +17,8 @@ from importlib.metadata import packages_distributions, requires
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from clip_local.paths import REPO_ROOT
 
@@ -26,14 +27,14 @@ PACKAGE = REPO_ROOT / "layers" / "shared" / "clip_classifier"
 RUNTIME_PROVIDED = {"boto3"}
 
 
-def normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def requirement_names(path: Path) -> dict[str, str]:
+def requirement_names(path: Path) -> dict[str, Requirement]:
     lines = [line.strip() for line in path.read_text().splitlines()]
-    specs = [line for line in lines if line and not line.startswith("#")]
-    return {normalize(re.split(r"[<>=!~\[ ;]", spec, maxsplit=1)[0]): spec for spec in specs}
+    requirements = [Requirement(line) for line in lines if line and not line.startswith("#")]
+    return {canonicalize_name(requirement.name): requirement for requirement in requirements}
+
+
+def minimum_version(requirement: Requirement) -> str | None:
+    return next((spec.version for spec in requirement.specifier if spec.operator == ">="), None)
 
 
 @cache
@@ -46,9 +47,10 @@ def closure(distributions: frozenset[str]) -> frozenset[str]:
         if name in seen:
             continue
         seen.add(name)
-        for requirement in requires(name) or []:
-            if "extra ==" not in requirement:
-                todo.append(normalize(re.split(r"[<>=!~\[ ;(]", requirement, maxsplit=1)[0]))
+        for line in requires(name) or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or "extra" not in str(requirement.marker):
+                todo.append(canonicalize_name(requirement.name))
     return frozenset(seen)
 
 
@@ -104,7 +106,7 @@ def missing(entry: Path, requirements: Path, provided: set[str], *, lazy: bool =
     distributions = packages_distributions()
     problems = []
     for module, importers in sorted(third_party_imports(entry, lazy=lazy).items()):
-        owners = {normalize(d) for d in distributions.get(module, [module])}
+        owners = {canonicalize_name(d) for d in distributions.get(module, [module])}
         if not owners & shipped:
             problems.append(f"{module} (imported by {', '.join(sorted(importers))})")
     return problems
@@ -189,11 +191,10 @@ def test_requirements_files_agree_with_pyproject(requirements: str, groups: list
         declared += (
             project["dependencies"] if group == "dependencies" else project["optional-dependencies"][group]
         )
-    minimum = re.compile(r">=\s*([\w.]+)")
-    floors = {
-        normalize(re.split(r"[<>=!~\[ ;]", spec, maxsplit=1)[0]): minimum.search(spec) for spec in declared
+    floors: dict[str, str | None] = {
+        canonicalize_name(r.name): minimum_version(r) for r in map(Requirement, declared)
     }
-    for name, spec in requirement_names(REPO_ROOT / requirements).items():
+    for name, requirement in requirement_names(REPO_ROOT / requirements).items():
         assert name in floors, f"{requirements}: {name} is not declared in pyproject.toml"
-        ours, theirs = minimum.search(spec), floors[name]
-        assert ours and theirs and ours.group(1) == theirs.group(1), (requirements, spec)
+        ours = minimum_version(requirement)
+        assert ours is not None and ours == floors[name], (requirements, str(requirement))
