@@ -172,11 +172,11 @@ from clip_classifier.preprocess import Preprocessor
 from clip_classifier.weights_cache import WeightsCache
 t_import = time.perf_counter()
 embedder = Embedder(Path(sys.argv[1]))
-head = WeightsCache(sys.argv[2]).get()
+head = WeightsCache(sys.argv[2], s3=None, cache_dir=Path("/tmp")).get()
 pre = Preprocessor(embedder.manifest.transform)
 t_init = time.perf_counter()
 data = Path(sys.argv[3]).read_bytes()
-first = head.predict(embedder.embed(pre(data).pixels)[0])
+first = head.predict(embedder.embed(pre(data).pixels))
 t_first = time.perf_counter()
 print(json.dumps({"imports_ms": (t_import - t0) * 1000, "init_ms": (t_init - t0) * 1000,
                   "first_image_ms": (t_first - t_init) * 1000,
@@ -254,13 +254,13 @@ def run(quick: bool, config: str = "vit-b-32") -> tuple[list[tuple[str, str, flo
         extra["reference_a"] = "skipped: install the 'export' extra for torch + transformers"
 
     def end_to_end(data: bytes) -> Any:
-        return head.predict(embedder.embed(fast(data).pixels)[0])
+        return head.predict(embedder.embed(fast(data).pixels))
 
     for label, data in images.items():
         decode = median_ms(partial(fast, data), repeat)
         pixels = fast(data).pixels
         embed = median_ms(partial(embedder.embed, pixels), repeat)
-        embedding = embedder.embed(pixels)[0]
+        embedding = embedder.embed(pixels)
         head_ms = median_ms(partial(head.predict, embedding), repeat * 20)
         total, bare_ms, overhead = paired_ms(partial(end_to_end, data), bare, repeat)
         rows += [
@@ -312,7 +312,9 @@ def run(quick: bool, config: str = "vit-b-32") -> tuple[list[tuple[str, str, flo
                 (label, "exact path (HF-identical) preprocess", exact_ms, ""),
                 (label, "plain Pillow decode + resize", plain, "reference"),
             ]
-            extra[f"fast_vs_exact_cosine[{label}]"] = cosine(embedder.embed(exact(data).pixels)[0], embedding)
+            extra[f"fast_vs_exact_cosine[{label}]"] = cosine(
+                embedder.embed(exact(data).pixels)[0], embedding[0]
+            )
         if torch_reference is not None:
             ref = median_ms(partial(torch_reference, data), max(3, repeat // 3))
             rows.append((label, "(a) HF processor + PyTorch fp32", ref, "reference"))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import random
 import sys
 import tempfile
@@ -26,7 +25,6 @@ from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 import numpy as np
 from PIL import Image
 
@@ -34,24 +32,6 @@ from clip_classifier.picture_id import picture_id_for_key
 from clip_classifier.results_store import deserialize
 from clip_local.stack import local_stack
 from clip_local.workers import invoke, worker_pool
-
-ENV_KEYS = (
-    "RESULTS_TABLE",
-    "WEIGHTS_URI",
-    "MODEL_PATH",
-    "KEY_PREFIX",
-    "KEY_SUFFIXES",
-    "MAX_IMAGE_BYTES",
-    "MAX_IMAGE_PIXELS",
-    "PREPROCESS_MODE",
-    "AWS_ENDPOINT_URL",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-    "POWERTOOLS_SERVICE_NAME",
-)
 
 
 @dataclass
@@ -140,13 +120,16 @@ def run(
         rng.shuffle(deliveries)  # out of order, as S3 does not promise order
         report.deliveries = len(deliveries)
 
-        env = {k: os.environ[k] for k in ENV_KEYS if k in os.environ}
-        env.update(POWERTOOLS_LOG_LEVEL="ERROR", POWERTOOLS_METRICS_DISABLED="true")
         start = time.perf_counter()
         with (
             tempfile.TemporaryDirectory() as caches,
             worker_pool(
-                workers, env, stack.dead_letter_queue_url, stack.invoker.max_retry_attempts, caches
+                workers,
+                stack.upload_env,
+                stack.aws.endpoint,
+                stack.dead_letter_queue_url,
+                stack.invoker.max_retry_attempts,
+                caches,
             ) as pool,
         ):
             for future in as_completed([pool.submit(invoke, d) for d in deliveries]):
@@ -156,7 +139,7 @@ def run(
                 report.dead_lettered += not ok
         report.seconds = time.perf_counter() - start
 
-        dynamodb = boto3.client("dynamodb")
+        dynamodb = stack.client("dynamodb")
         items: dict[str, Any] = {}
         for page in dynamodb.get_paginator("scan").paginate(TableName=stack.table):
             for raw in page["Items"]:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -8,29 +9,32 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from clip_classifier import runtime
-from clip_local.moto_server import LOCAL_ENV
-from clip_local.paths import EXAMPLE_WEIGHTS
-from clip_local.template import create_table
+from clip_classifier.aws import AwsClients
+from clip_classifier.settings import ScoreSettings, UploadSettings, load_settings
+from clip_classifier.wiring import ScoreFunction, UploadFunction, build_score_function, build_upload_function
+from clip_local.apigw import LambdaContext, Route, build_event
+from clip_local.handlers import load_function
+from clip_local.moto_server import DUMMY_SECRET, REGION
+from clip_local.paths import EXAMPLE_WEIGHTS, TINY_MODEL_DIR
+from clip_local.template import create_table, function_environment, load_template
 
 TABLE = "results"
 MODEL_BUCKET = "models-bucket"
 WEIGHTS_KEY = "heads/head.json"
+TINY_INT8 = TINY_MODEL_DIR / "int8"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Dummy credentials, no real endpoint, a private cache dir and fresh singletons for every test."""
-    for key, value in LOCAL_ENV.items():
-        monkeypatch.setenv(key, value)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Dummy credentials and no real endpoint, for in-process moto (``mock_aws``)."""
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(key, DUMMY_SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ClipClassifierTests")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "clip-classifier")
-    runtime.reset()
     yield
-    runtime.reset()
 
 
 @pytest.fixture
@@ -59,12 +63,61 @@ def weights_uri(s3: Any) -> str:
     return f"s3://{MODEL_BUCKET}/{WEIGHTS_KEY}"
 
 
+def function_env(logical_id: str, **overrides: str) -> dict[str, str]:
+    """A function's environment as template.yaml gives it, with the stack's references filled in."""
+    return {**function_environment(load_template(), logical_id), **overrides}
+
+
+class ScoreApi:
+    """The scoring function built directly (as its cold start does) and called with API Gateway events."""
+
+    def __init__(self, function: ScoreFunction) -> None:
+        self.function = function
+        self.handler = load_function("score_features").create_handler(function)
+
+    def invoke(self, event: dict[str, Any]) -> tuple[int, Any]:
+        response = self.handler(event, LambdaContext())
+        return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
+
+    def post(
+        self, body: Any, *, raw: bytes | None = None, content_type: str = "application/json"
+    ) -> tuple[int, Any]:
+        data = raw if raw is not None else json.dumps(body).encode()
+        headers = {"content-type": content_type} if content_type else {}
+        return self.invoke(build_event("POST", Route.of("POST", "/v1/scores"), "/v1/scores", headers, data))
+
+
 @pytest.fixture
-def api_env(monkeypatch: pytest.MonkeyPatch, dynamodb: Any, weights_uri: str) -> None:
-    """The environment template.yaml gives the scoring function, against moto."""
-    monkeypatch.setenv("RESULTS_TABLE", TABLE)
-    monkeypatch.setenv("WEIGHTS_URI", weights_uri)
-    runtime.reset()
+def make_score_api(dynamodb: Any, weights_uri: str, tmp_path: Path) -> Callable[..., ScoreApi]:
+    """A factory: ``make_score_api(MAX_BODY_BYTES="4096")`` overrides environment variables."""
+
+    def make(**overrides: str) -> ScoreApi:
+        stack = {
+            "RESULTS_TABLE": TABLE,
+            "WEIGHTS_URI": weights_uri,
+            "CACHE_DIR": str(tmp_path / "cache"),
+            "EMBEDDER_MANIFEST": str(TINY_INT8 / "manifest.json"),
+        }
+        env = function_env("ScoreFeaturesFunction", **{**stack, **overrides})
+        return ScoreApi(build_score_function(load_settings(ScoreSettings, env), AwsClients.create()))
+
+    return make
+
+
+@pytest.fixture
+def api(make_score_api: Callable[..., ScoreApi]) -> ScoreApi:
+    return make_score_api()
+
+
+def build_upload(tmp_path: Path, **env: str) -> UploadFunction:
+    """The upload function built directly from the template's environment plus ``env``."""
+    stack = {
+        "RESULTS_TABLE": TABLE,
+        "CACHE_DIR": str(tmp_path / "cache"),
+        "MODEL_PATH": str(TINY_INT8 / "model.onnx"),
+    }
+    values = function_env("ClassifyUploadFunction", **{**stack, **env})
+    return build_upload_function(load_settings(UploadSettings, values), AwsClients.create())
 
 
 def scan_count(client: Any, table: str = TABLE) -> int:

@@ -160,6 +160,13 @@ def encode(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc).encode()
 
 
+def predict_one(head: Any, features: Any) -> Any:
+    """The head's prediction for one vector (any array-like of ``input_dim`` numbers)."""
+    import numpy as np
+
+    return head.predict(np.asarray(features, dtype=np.float32).reshape(1, -1))[0]
+
+
 def load_event(name: str) -> dict[str, Any]:
     event: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text())
     return copy.deepcopy(event)

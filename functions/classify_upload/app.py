@@ -5,29 +5,39 @@ outcomes become logs and EMF metrics here. A bad image is recorded as ``failed``
 transient AWS errors and configuration errors raise after every record was tried, so Lambda retries the
 event (records already stored are absorbed as duplicates) and finally sends it to the dead-letter queue.
 Image bytes and embeddings are never logged.
+
+Wiring: :func:`create_handler` takes the pipeline built once per container by
+``clip_classifier.wiring.build_upload_function``; the deployed entry point :func:`lambda_handler` builds it
+from the environment at cold start (model and head loaded and verified before the first record).
 """
 
 from __future__ import annotations
 
-import time
+import functools
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
+from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from clip_classifier import runtime
+from clip_classifier.aws import AwsClients
 from clip_classifier.exceptions import ClassifierError
 from clip_classifier.s3_events import ObjectEvent
+from clip_classifier.settings import UploadSettings, load_settings
 from clip_classifier.upload_classifier import STAGES
+from clip_classifier.wiring import UploadFunction, build_upload_function
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 logger = Logger()
 metrics = Metrics()
 
 
-def _object_event(record: Any) -> ObjectEvent:
+def _object_event(record: S3EventRecord) -> ObjectEvent:
     raw = record.raw_event["s3"]["object"]
     return ObjectEvent(
         event_name=record.event_name,
@@ -42,60 +52,69 @@ def _object_event(record: Any) -> ObjectEvent:
     )
 
 
-def _classifier() -> Any:
-    """The per-container pipeline; the first call (cold start) is timed as a metric."""
-    start = time.perf_counter()
-    cold = not runtime.has("upload_classifier")
-    classifier = runtime.upload_classifier()
-    if cold:
-        init_ms = (time.perf_counter() - start) * 1000
-        metrics.add_metric(name="ModelLoadMs", unit=MetricUnit.Milliseconds, value=init_ms)
-        logger.info(
-            "model loaded", extra={"init_ms": round(init_ms, 1), "threads": classifier.embedder.threads}
-        )
-    return classifier
+def create_handler(function: UploadFunction) -> Handler:
+    """The Lambda handler over a built pipeline (one per container)."""
+    classifier = function.classifier
+    first = {"invocation": True}
 
-
-@metrics.log_metrics(capture_cold_start_metric=True)
-@logger.inject_lambda_context(log_event=False)
-@event_source(data_class=S3Event)
-def lambda_handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
-    classifier = _classifier()
-    counts: dict[str, int] = {}
-    retry: ClassifierError | None = None
-    for record in event.records:
-        try:
-            outcome = classifier.process(_object_event(record))
-        except ClassifierError as exc:
-            # Keep going so the other records are stored; raise at the end for Lambda's retry → DLQ.
-            logger.error(
-                "record not processed",
-                extra={"code": exc.code, "error": exc.message, "transient": exc.transient},
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    @logger.inject_lambda_context(log_event=False)
+    @event_source(data_class=S3Event)
+    def handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
+        if first.pop("invocation", False):
+            metrics.add_metric(name="ModelLoadMs", unit=MetricUnit.Milliseconds, value=function.init_ms)
+            logger.info(
+                "model loaded",
+                extra={"init_ms": round(function.init_ms, 1), "threads": classifier.embedder.threads},
             )
-            metrics.add_metric(name="RecordErrors", unit=MetricUnit.Count, value=1)
-            retry = retry or exc
-            continue
-        counts[outcome.status] = counts.get(outcome.status, 0) + 1
-        metrics.add_metric(name=outcome.status.capitalize(), unit=MetricUnit.Count, value=1)
-        if outcome.code:
-            metrics.add_metric(name=f"Failed_{outcome.code}", unit=MetricUnit.Count, value=1)
-        for stage in STAGES:
-            if stage in outcome.timings_ms:
-                metrics.add_metric(
-                    name=f"{stage.capitalize()}Ms",
-                    unit=MetricUnit.Milliseconds,
-                    value=outcome.timings_ms[stage],
+        counts: dict[str, int] = {}
+        retry: ClassifierError | None = None
+        for record in event.records:
+            try:
+                outcome = classifier.process(_object_event(record))
+            except ClassifierError as exc:
+                # Keep going so the other records are stored; raise at the end for Lambda's retry → DLQ.
+                logger.error(
+                    "record not processed",
+                    extra={"code": exc.code, "error": exc.message, "transient": exc.transient},
                 )
-        logger.info(
-            "record processed",
-            extra={
-                "picture_id": outcome.picture_id,
-                "status": outcome.status,
-                "code": outcome.code,
-                "top_label": outcome.top_label,
-                "timings_ms": outcome.timings_ms,
-            },
-        )
-    if retry is not None:
-        raise retry
-    return {"records": len(list(event.records)), "outcomes": counts}
+                metrics.add_metric(name="RecordErrors", unit=MetricUnit.Count, value=1)
+                retry = retry or exc
+                continue
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+            metrics.add_metric(name=outcome.status.capitalize(), unit=MetricUnit.Count, value=1)
+            if outcome.code:
+                metrics.add_metric(name=f"Failed_{outcome.code}", unit=MetricUnit.Count, value=1)
+            for stage in STAGES:
+                if stage in outcome.timings_ms:
+                    metrics.add_metric(
+                        name=f"{stage.capitalize()}Ms",
+                        unit=MetricUnit.Milliseconds,
+                        value=outcome.timings_ms[stage],
+                    )
+            logger.info(
+                "record processed",
+                extra={
+                    "picture_id": outcome.picture_id,
+                    "status": outcome.status,
+                    "code": outcome.code,
+                    "top_label": outcome.top_label,
+                    "timings_ms": outcome.timings_ms,
+                },
+            )
+        if retry is not None:
+            raise retry
+        return {"records": len(list(event.records)), "outcomes": counts}
+
+    return handler  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _container_handler() -> Handler:
+    """Built at the first invocation of a container (its cold start), then reused; a missing or malformed
+    environment variable, or a missing or tampered model, fails here with a clear error."""
+    return create_handler(build_upload_function(load_settings(UploadSettings), AwsClients.create()))
+
+
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _container_handler()(event, context)

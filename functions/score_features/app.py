@@ -1,14 +1,20 @@
-"""HTTP API: score client-computed CLIP features with the MLP head; read stored results.
+"""HTTP API: score client-computed CLIP features with the head; read stored results; describe the model.
 
 Thin by design: Powertools parses and validates the event, ``clip_classifier`` does the work, and every
-error becomes a response in one place (:func:`_error`). No stack trace ever reaches a client; feature
-vectors are never logged.
+error becomes a response in one place (the exception handlers below). No stack trace ever reaches a client;
+feature vectors are never logged.
+
+Wiring: :func:`create_handler` takes the function's dependencies, built once per container by
+``clip_classifier.wiring.build_score_function``; the deployed entry point :func:`lambda_handler` builds
+them from the environment at cold start. Tests and the local stack call :func:`create_handler` with their
+own.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import os
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -22,10 +28,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from clip_classifier import runtime
 from clip_classifier.api_errors import describe_validation_errors
 from clip_classifier.api_models import (
     BatchScoreResponse,
+    Classification,
     ErrorBody,
     ErrorDetail,
     GatewayError,
@@ -33,19 +39,15 @@ from clip_classifier.api_models import (
     ScoreRequest,
     ScoreResult,
 )
+from clip_classifier.aws import AwsClients
 from clip_classifier.exceptions import ClassifierError, InvalidFeaturesError, ResultNotFoundError
-from clip_classifier.records import ClassificationRecord
+from clip_classifier.settings import ScoreSettings, load_settings
+from clip_classifier.wiring import ScoreFunction, build_score_function
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 logger = Logger()
 metrics = Metrics()
-
-_origins = [o.strip() for o in os.environ.get("CORS_ALLOW_ORIGINS", "").split(",") if o.strip()]
-_cors = (
-    CORSConfig(allow_origin=_origins[0], extra_origins=_origins[1:], allow_headers=["x-api-key"], max_age=600)
-    if _origins
-    else None
-)
-app = APIGatewayRestResolver(enable_validation=True, cors=_cors)
 
 
 def _error(
@@ -59,7 +61,6 @@ def _error(
     )
 
 
-@app.exception_handler(RequestValidationError)
 def _invalid_request(exc: RequestValidationError) -> Response[Any]:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
@@ -68,18 +69,15 @@ def _invalid_request(exc: RequestValidationError) -> Response[Any]:
     return _error(HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error", details[0].message, details)
 
 
-@app.exception_handler(InvalidFeaturesError)
 def _invalid_features(exc: InvalidFeaturesError) -> Response[Any]:
     detail = ErrorDetail(field=exc.field, message=exc.message)
     return _error(HTTPStatus.UNPROCESSABLE_ENTITY, exc.code, exc.message, [detail])
 
 
-@app.exception_handler(ResultNotFoundError)
 def _not_found(exc: ResultNotFoundError) -> Response[Any]:
     return _error(HTTPStatus.NOT_FOUND, exc.code, exc.message)
 
 
-@app.exception_handler(ClassifierError)
 def _classifier_error(exc: ClassifierError) -> Response[Any]:
     logger.error("request failed", extra={"code": exc.code, "error": exc.message})
     metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
@@ -90,7 +88,6 @@ def _classifier_error(exc: ClassifierError) -> Response[Any]:
     return _error(HTTPStatus.INTERNAL_SERVER_ERROR, exc.code, "the classifier is misconfigured; see the logs")
 
 
-@app.exception_handler(Exception)
 def _unexpected(exc: Exception) -> Response[Any]:
     logger.exception("unexpected error")
     return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")
@@ -111,46 +108,64 @@ def _errors(*codes: int) -> dict[int, Any]:
     return entries
 
 
-@app.post(
-    "/v1/scores",
-    summary="Score one feature vector or a batch",
-    responses={200: {"description": "Scores"}, **_errors(400, 413, 415, 422, 500, 503)},
-)
-def score(body: ScoreRequest) -> ScoreResult | BatchScoreResponse:
-    entries = body.entries()
-    results = runtime.scoring_service().score(entries, batch=body.items is not None)
-    metrics.add_metric(name="ScoredVectors", unit=MetricUnit.Count, value=len(results))
-    metrics.add_metric(name="StoredResults", unit=MetricUnit.Count, value=sum(r.stored for r in results))
-    if body.items is not None:
-        return BatchScoreResponse(items=results)
-    return results[0]
+def create_resolver(
+    function: Callable[[], ScoreFunction], cors_origins: Sequence[str] = ()
+) -> APIGatewayRestResolver:
+    """The API's routes and error mapping; ``function`` gives the dependencies when a route runs."""
+    cors = (
+        CORSConfig(
+            allow_origin=cors_origins[0],
+            extra_origins=list(cors_origins[1:]),
+            allow_headers=["x-api-key"],
+            max_age=600,
+        )
+        if cors_origins
+        else None
+    )
+    app = APIGatewayRestResolver(enable_validation=True, cors=cors)
+    app.exception_handler(RequestValidationError)(_invalid_request)
+    app.exception_handler(InvalidFeaturesError)(_invalid_features)
+    app.exception_handler(ResultNotFoundError)(_not_found)
+    app.exception_handler(ClassifierError)(_classifier_error)
+    app.exception_handler(Exception)(_unexpected)
+
+    @app.post(
+        "/v1/scores",
+        summary="Score one feature vector or a batch",
+        responses={200: {"description": "Scores"}, **_errors(400, 413, 415, 422, 500, 503)},
+    )
+    def score(body: ScoreRequest) -> ScoreResult | BatchScoreResponse:
+        scored = function().service.score(body)
+        results = scored.items if isinstance(scored, BatchScoreResponse) else [scored]
+        metrics.add_metric(name="ScoredVectors", unit=MetricUnit.Count, value=len(results))
+        metrics.add_metric(name="StoredResults", unit=MetricUnit.Count, value=sum(r.stored for r in results))
+        return scored
+
+    @app.get(
+        "/v1/classifications/<pictureId>",
+        summary="Read a stored classification",
+        responses={200: {"description": "The stored item"}, **_errors(404, 500, 503)},
+    )
+    def get_classification(
+        pictureId: Annotated[str, Path(min_length=1, max_length=1024)],
+    ) -> Classification:
+        return function().service.get(pictureId)
+
+    @app.get(
+        "/v1/model",
+        summary="Describe the head (and embedder) in service",
+        responses={200: {"description": "The model"}, **_errors(500, 503)},
+    )
+    def model() -> ModelInfo:
+        return function().service.model_info()
+
+    return app
 
 
-@app.get(
-    "/v1/classifications/<pictureId>",
-    summary="Read a stored classification",
-    responses={200: {"description": "The stored item"}, **_errors(404, 500, 503)},
-)
-def get_classification(
-    pictureId: Annotated[str, Path(min_length=1, max_length=1024)],
-) -> ClassificationRecord:
-    return runtime.scoring_service().get(pictureId)
-
-
-@app.get(
-    "/v1/model",
-    summary="Describe the head (and embedder) in service",
-    responses={200: {"description": "The model"}, **_errors(500, 503)},
-)
-def model() -> ModelInfo:
-    return runtime.scoring_service().model_info(runtime.embedder_info())
-
-
-def _precheck(event: APIGatewayProxyEvent) -> Response[Any] | None:
+def _precheck(event: APIGatewayProxyEvent, limit: int) -> Response[Any] | None:
     """Checks Powertools' request validation cannot express: body size and content type."""
     if event.http_method != "POST":
         return None
-    limit = runtime.settings().max_body_bytes
     size = len(event.body or "")
     if event.is_base64_encoded:
         size = size * 3 // 4
@@ -172,9 +187,13 @@ def _precheck(event: APIGatewayProxyEvent) -> Response[Any] | None:
     return None
 
 
+def _unavailable() -> ScoreFunction:
+    raise RuntimeError("the OpenAPI document's resolver never serves requests")
+
+
 def openapi_document() -> str:
     """The API's OpenAPI document (committed as infra/openapi.json; a test keeps it in step)."""
-    return app.get_openapi_json_schema(
+    return create_resolver(_unavailable).get_openapi_json_schema(
         title="CLIP classifier API",
         version="1",
         description="Score CLIP image features with the classification head and read stored results. "
@@ -184,15 +203,32 @@ def openapi_document() -> str:
     )
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
-@metrics.log_metrics
+def create_handler(function: ScoreFunction) -> Handler:
+    """The Lambda handler over built dependencies (one per container)."""
+    resolver = create_resolver(lambda: function, function.settings.cors_allow_origins)
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        rejected = _precheck(APIGatewayProxyEvent(event), function.settings.max_body_bytes)
+        if rejected is not None:
+            return {
+                "statusCode": rejected.status_code,
+                "headers": {"Content-Type": "application/json"},
+                "body": rejected.body if isinstance(rejected.body, str) else json.dumps(rejected.body),
+                "isBase64Encoded": False,
+            }
+        return resolver.resolve(event, context)
+
+    return handler
+
+
+@functools.cache
+def _container_handler() -> Handler:
+    """Built at the first invocation of a container (its cold start), then reused; a missing or malformed
+    environment variable fails here with the variable's name."""
+    return create_handler(build_score_function(load_settings(ScoreSettings), AwsClients.create()))
+
+
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    rejected = _precheck(APIGatewayProxyEvent(event))
-    if rejected is not None:
-        return {
-            "statusCode": rejected.status_code,
-            "headers": {"Content-Type": "application/json"},
-            "body": rejected.body if isinstance(rejected.body, str) else json.dumps(rejected.body),
-            "isBase64Encoded": False,
-        }
-    return app.resolve(event, context)
+    return _container_handler()(event, context)

@@ -71,7 +71,7 @@ def test_sequential_checkpoint_round_trip_matches_torch_on_1000_vectors(tmp_path
     assert doc.provenance.source_checkpoint_sha256 == hashlib.sha256(ckpt.read_bytes()).hexdigest()
     head = Head(doc)
     x = torch.randn(1000, 512, generator=torch.Generator().manual_seed(0))
-    _, ours = head.forward(head.as_batch(x.numpy()))
+    _, ours = head.forward(x.numpy().astype(np.float32))
     reference = torch_probabilities(model, x)
     assert np.abs(ours - reference).max() <= 1e-6
     assert np.allclose(ours.sum(axis=1), 1.0, atol=1e-6)
@@ -96,7 +96,7 @@ def test_named_linear_layers_checkpoint_in_a_wrapper(tmp_path: Path, labels: Pat
     assert run_export("--checkpoint", str(ckpt), "--classes", str(labels), "--out", str(out)).returncode == 0
     head = Head(parse_weights(out.read_bytes()))
     x = torch.randn(1000, 512, generator=torch.Generator().manual_seed(1))
-    assert np.abs(head.forward(head.as_batch(x.numpy()))[1] - torch_probabilities(model, x)).max() <= 1e-6
+    assert np.abs(head.forward(x.numpy().astype(np.float32))[1] - torch_probabilities(model, x)).max() <= 1e-6
 
 
 def test_logistic_regression_softmax_head(tmp_path: Path, labels: Path) -> None:

@@ -28,7 +28,7 @@ def test_the_corpus_is_big_enough() -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c.case for c in CASES])
 def test_corpus_case(stack: LocalStack, case: ImageCase) -> None:
     before = len(stack.invoker.attempts)
-    assert stack.upload(case.name, case.payload())
+    assert stack.upload_file(case.name, case.payload())
     assert stack.invoker.attempts[before:] == [1], "handled on the first attempt"
     record = stack.result(picture_id_for_key(stack.key_prefix + case.name, stack.key_prefix))
     assert record is not None, "an upload never leaves no trace"

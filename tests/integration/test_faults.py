@@ -9,12 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 import pytest
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
-from clip_classifier import runtime
 from clip_classifier.embedder import Embedder
 from clip_classifier.head import Head
 from clip_classifier.picture_id import picture_id_for_key
@@ -23,7 +21,15 @@ from clip_classifier.redrive import redrive
 from clip_classifier.weights_format import parse_weights
 from clip_local.paths import EXAMPLE_WEIGHTS, REPO_ROOT, TINY_MODEL_DIR
 from clip_local.stack import MODEL_BUCKET, WEIGHTS_KEY, LocalStack, local_stack
-from tests.helpers import FaultyClient, break_body, client_error, encode, small_doc, truncate_body
+from tests.helpers import (
+    FaultyClient,
+    break_body,
+    client_error,
+    encode,
+    predict_one,
+    small_doc,
+    truncate_body,
+)
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "images"
 IMAGE = (FIXTURES / "landscape_rgb.jpg").read_bytes()
@@ -39,14 +45,14 @@ def stack() -> Iterator[LocalStack]:
 @pytest.fixture
 def faulty(stack: LocalStack) -> Iterator[dict[str, FaultyClient]]:
     """Wrap the upload function's S3 and DynamoDB clients so faults can be queued per operation."""
-    classifier = runtime.upload_classifier()
-    store = runtime.results_store()
-    real_s3, real_db = classifier.s3, store.client
+    classifier = stack.upload.function().classifier
+    source, store = classifier.source, classifier.store
+    real_s3, real_db = source.s3, store.client
     wrapped = {"s3": FaultyClient(real_s3), "dynamodb": FaultyClient(real_db)}
-    classifier._s3 = wrapped["s3"]  # type: ignore[assignment]
-    store._client = wrapped["dynamodb"]  # type: ignore[assignment]
+    source.s3 = wrapped["s3"]  # type: ignore[assignment]
+    store.client = wrapped["dynamodb"]  # type: ignore[assignment]
     yield wrapped
-    classifier._s3, store._client = real_s3, real_db
+    source.s3, store.client = real_s3, real_db
 
 
 def item(stack: LocalStack, name: str) -> Any:
@@ -54,7 +60,7 @@ def item(stack: LocalStack, name: str) -> Any:
 
 
 def dlq_count(stack: LocalStack) -> int:
-    attrs = boto3.client("sqs").get_queue_attributes(
+    attrs = stack.client("sqs").get_queue_attributes(
         QueueUrl=stack.dead_letter_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
     )
     return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
@@ -76,7 +82,7 @@ def test_s3_faults_are_retried_and_the_image_is_stored(
 ) -> None:
     name = f"s3-{operation}-{fault.replace(' ', '-')}.jpg"
     faulty["s3"].faults[operation] = [TRANSIENT[fault](operation)]
-    assert stack.upload(name, IMAGE)
+    assert stack.upload_file(name, IMAGE)
     assert stack.invoker.attempts[-1] == 2
     assert item(stack, name).status == "classified"
 
@@ -97,7 +103,7 @@ def test_a_transfer_broken_mid_body_is_retried_not_recorded_as_a_bad_image(
     """Decoding reads the live body; a transfer that breaks part-way must not look like a corrupt file."""
     data = IMAGE if name.endswith(".jpg") else (FIXTURES / "transparent_rgba.png").read_bytes()
     faulty["s3"].responses["get_object"] = [transform]
-    assert stack.upload(name, data)
+    assert stack.upload_file(name, data)
     assert stack.invoker.attempts[-1] == 2
     assert item(stack, name).status == "classified"
 
@@ -107,7 +113,7 @@ def test_dynamodb_throttling_is_retried(stack: LocalStack, faulty: dict[str, Fau
         client_error("ProvisionedThroughputExceededException", 400, "PutItem"),
         client_error("ThrottlingException", 400, "PutItem"),
     ]
-    assert stack.upload("throttled.jpg", IMAGE)
+    assert stack.upload_file("throttled.jpg", IMAGE)
     assert stack.invoker.attempts[-1] == 3
     assert item(stack, "throttled.jpg").status == "classified"
 
@@ -116,15 +122,15 @@ def test_concurrent_conditional_writes_keep_the_newest(stack: LocalStack) -> Non
     """16 writers race on one key with shuffled sequencers; exactly the newest must win, every time."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from clip_classifier.records import ClassificationRecord, SourceInfo, normalize_sequencer
+    from clip_classifier.records import ClassificationItem, SourceInfo, normalize_sequencer
 
-    store = runtime.results_store()
+    store = stack.results
     for round_no in range(5):
         key = f"race-{round_no}"
         sequencers = [f"{(round_no * 100 + i):X}" for i in range(16)]
         np.random.default_rng(round_no).shuffle(sequencers)
         records = [
-            ClassificationRecord.failed(
+            ClassificationItem.failed(
                 key,
                 code="test",
                 message=seq,
@@ -146,10 +152,10 @@ def test_persistent_throttling_goes_to_the_dlq_and_redrive_recovers(
 ) -> None:
     faulty["dynamodb"].faults["put_item"] = [client_error("ThrottlingException", 400, "PutItem")] * 3
     before = dlq_count(stack)
-    assert not stack.upload("throttled-hard.jpg", IMAGE)
+    assert not stack.upload_file("throttled-hard.jpg", IMAGE)
     assert dlq_count(stack) == before + 1
     assert item(stack, "throttled-hard.jpg") is None
-    report = redrive(boto3.client("sqs"), stack.dead_letter_queue_url, stack.invoker.invoke)
+    report = redrive(stack.client("sqs"), stack.dead_letter_queue_url, stack.invoker.invoke)
     assert report.failed == 0 and report.replayed >= 1
     assert item(stack, "throttled-hard.jpg").status == "classified"
 
@@ -157,11 +163,11 @@ def test_persistent_throttling_goes_to_the_dlq_and_redrive_recovers(
 def expected_probabilities(head: Head, data: bytes) -> np.ndarray:
     embedder = Embedder(TINY_MODEL_DIR / "int8" / "model.onnx")
     pixels = Preprocessor(embedder.manifest.transform)(data).pixels
-    return np.asarray(head.predict(embedder.embed(pixels)[0])[0].probabilities)
+    return np.asarray(predict_one(head, embedder.embed(pixels)[0]).probabilities)
 
 
 def test_weights_replaced_between_invocations(stack: LocalStack) -> None:
-    s3 = boto3.client("s3")
+    s3 = stack.client("s3")
     old = Head(parse_weights(EXAMPLE_WEIGHTS.read_bytes()))
     new_doc = json.loads(EXAMPLE_WEIGHTS.read_text())
     new_doc["layers"][4]["bias"] = [
@@ -172,9 +178,9 @@ def test_weights_replaced_between_invocations(stack: LocalStack) -> None:
     new_raw = encode(rehash(new_doc))
     new = Head(parse_weights(new_raw))
     try:
-        assert stack.upload("before.jpg", IMAGE)
+        assert stack.upload_file("before.jpg", IMAGE)
         s3.put_object(Bucket=MODEL_BUCKET, Key=WEIGHTS_KEY, Body=new_raw)
-        assert stack.upload("after.jpg", IMAGE)
+        assert stack.upload_file("after.jpg", IMAGE)
         before, after = item(stack, "before.jpg"), item(stack, "after.jpg")
         assert before.head_version == old.version and after.head_version == new.version
         for record, head in ((before, old), (after, new)):
@@ -182,32 +188,32 @@ def test_weights_replaced_between_invocations(stack: LocalStack) -> None:
             assert np.abs(got - expected_probabilities(head, IMAGE)).max() <= 1e-6  # each item is one head's
     finally:
         s3.put_object(Bucket=MODEL_BUCKET, Key=WEIGHTS_KEY, Body=EXAMPLE_WEIGHTS.read_bytes())
-        assert stack.upload("restored.jpg", IMAGE)
+        assert stack.upload_file("restored.jpg", IMAGE)
 
 
 def test_a_corrupt_weights_replacement_is_refused_loudly_and_recovered(stack: LocalStack) -> None:
-    s3 = boto3.client("s3")
+    s3 = stack.client("s3")
     corrupt = small_doc()
     corrupt["layers"][0]["bias"][0] = 42.0  # numbers changed, declared sha256 not
     s3.put_object(Bucket=MODEL_BUCKET, Key=WEIGHTS_KEY, Body=encode(corrupt))
     before = dlq_count(stack)
     try:
-        assert not stack.upload("during-corrupt.jpg", IMAGE)
+        assert not stack.upload_file("during-corrupt.jpg", IMAGE)
         assert dlq_count(stack) == before + 1  # parked, never scored with unverified weights
         assert item(stack, "during-corrupt.jpg") is None
     finally:
         s3.put_object(Bucket=MODEL_BUCKET, Key=WEIGHTS_KEY, Body=EXAMPLE_WEIGHTS.read_bytes())
-    redrive(boto3.client("sqs"), stack.dead_letter_queue_url, stack.invoker.invoke)
+    redrive(stack.client("sqs"), stack.dead_letter_queue_url, stack.invoker.invoke)
     assert item(stack, "during-corrupt.jpg").status == "classified"
 
 
 def test_a_corrupt_weights_copy_in_tmp_is_replaced(stack: LocalStack) -> None:
-    cache = Path(runtime.settings().cache_dir)
-    assert stack.upload("warm.jpg", IMAGE)
+    cache = stack.upload.function().settings.cache_dir
+    assert stack.upload_file("warm.jpg", IMAGE)
     for cached in cache.glob("weights-*.json"):
         cached.write_bytes(cached.read_bytes()[:500])
-    runtime.reset()  # a new process in the same execution environment: memory gone, /tmp kept
-    assert stack.upload("after-crash.jpg", IMAGE)
+    stack.upload.restart()  # a new process in the same execution environment: memory gone, /tmp kept
+    assert stack.upload_file("after-crash.jpg", IMAGE)
     assert item(stack, "after-crash.jpg").status == "classified"
     (current,) = cache.glob("weights-*.json")  # rewritten, and older versions are gone
     assert parse_weights(current.read_bytes())
@@ -217,7 +223,7 @@ def test_full_or_unwritable_tmp_still_classifies(tmp_path: Path) -> None:
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("a file where the cache directory should be")
     with local_stack(extra_env={"CACHE_DIR": str(blocked / "cache")}) as own:
-        assert own.upload("no-tmp.jpg", IMAGE)
+        assert own.upload_file("no-tmp.jpg", IMAGE)
         record = own.result("no-tmp.jpg")
         assert record is not None and record.status == "classified"
 
@@ -229,20 +235,19 @@ def test_a_tampered_model_refuses_to_start_and_events_wait_in_the_dlq(tmp_path: 
     raw[-64] ^= 0xFF
     (model_dir / "model.onnx").write_bytes(bytes(raw))
     with local_stack(model_dir=model_dir) as own:
-        assert not own.upload("tampered.jpg", IMAGE)
+        assert not own.upload_file("tampered.jpg", IMAGE)
         assert own.result("tampered.jpg") is None  # no result from an unverified model, no fake failure
         assert dlq_count(own) == 1
-        message = boto3.client("sqs").receive_message(QueueUrl=own.dead_letter_queue_url)["Messages"][0]
+        message = own.client("sqs").receive_message(QueueUrl=own.dead_letter_queue_url)["Messages"][0]
         assert "sha256" in json.loads(message["Body"])["responsePayload"]["errorMessage"]
 
 
 def test_weights_replaced_while_instances_are_classifying(tmp_path: Path) -> None:
     """3 worker processes (Lambda instances) classify 40 uploads; the head is replaced mid-stream.
     Every item must be entirely one head's result, and the new head must take over."""
-    import os
     from concurrent.futures import as_completed
 
-    from bench.load_uploads import ENV_KEYS, small_image
+    from bench.load_uploads import small_image
     from clip_local.workers import invoke, worker_pool
     from tests.helpers import rehash
 
@@ -256,16 +261,14 @@ def test_weights_replaced_while_instances_are_classifying(tmp_path: Path) -> Non
 
     with local_stack(extra_env={"WEIGHTS_REFRESH_SECONDS": "0"}) as own:
         events = [own.uploads.put_event(own.key_prefix + name, data) for name, data in images.items()]
-        env = {k: os.environ[k] for k in ENV_KEYS if k in os.environ}
-        env.update(
-            WEIGHTS_REFRESH_SECONDS="0", POWERTOOLS_LOG_LEVEL="ERROR", POWERTOOLS_METRICS_DISABLED="true"
-        )
-        with worker_pool(3, env, own.dead_letter_queue_url, 2, str(tmp_path)) as pool:
+        with worker_pool(
+            3, own.upload_env, own.aws.endpoint, own.dead_letter_queue_url, 2, str(tmp_path)
+        ) as pool:
             futures = [pool.submit(invoke, e) for e in events]
             for done, future in enumerate(as_completed(futures), 1):
                 assert future.result()[0]
                 if done == 10:
-                    boto3.client("s3").put_object(Bucket=MODEL_BUCKET, Key=WEIGHTS_KEY, Body=new_raw)
+                    own.client("s3").put_object(Bucket=MODEL_BUCKET, Key=WEIGHTS_KEY, Body=new_raw)
         versions = []
         embedder = Embedder(TINY_MODEL_DIR / "int8" / "model.onnx")
         pre = Preprocessor(embedder.manifest.transform)
@@ -273,7 +276,7 @@ def test_weights_replaced_while_instances_are_classifying(tmp_path: Path) -> Non
             record = own.result(picture_id_for_key(own.key_prefix + name, own.key_prefix))
             assert record is not None and record.status == "classified"
             head = heads[record.head_version]  # a known, verified version and nothing else
-            expected = head.predict(embedder.embed(pre(data).pixels)[0])[0].probabilities
+            expected = predict_one(head, embedder.embed(pre(data).pixels)[0]).probabilities
             got = [record.probabilities[c] for c in head.classes]
             assert np.abs(np.array(got) - np.array(expected)).max() <= 1e-6
             versions.append(record.head_version)

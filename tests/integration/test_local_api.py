@@ -68,9 +68,7 @@ def test_bad_request_over_http(stack: LocalStack) -> None:
 
 
 def test_weights_are_served_through_the_s3_cache(stack: LocalStack) -> None:
-    from clip_classifier import runtime
-
-    cache = runtime.weights_cache()
+    cache = stack.score.function().service.weights
     assert cache.uri == stack.weights_uri and cache.downloads == 1
 
 

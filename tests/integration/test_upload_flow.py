@@ -6,11 +6,9 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import numpy as np
 import pytest
 
-from clip_classifier import runtime
 from clip_classifier.head import Head
 from clip_classifier.picture_id import picture_id_for_key
 from clip_classifier.redrive import redrive
@@ -18,7 +16,7 @@ from clip_classifier.weights_format import parse_weights
 from clip_local.paths import EXAMPLE_WEIGHTS, REPO_ROOT, TINY_MODEL_DIR
 from clip_local.stack import LocalStack, local_stack
 from tests.corpus.images import png_bomb
-from tests.helpers import FaultyClient, client_error
+from tests.helpers import FaultyClient, client_error, predict_one
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "images"
 GOLDEN = json.loads((TINY_MODEL_DIR / "golden_embeddings.json").read_text())
@@ -41,12 +39,12 @@ def head() -> Head:
 @pytest.fixture
 def classifier_s3(stack: LocalStack) -> Iterator[FaultyClient]:
     """Swap the upload function's S3 client for one we can inject faults into, then restore it."""
-    classifier = runtime.upload_classifier()
-    real = classifier.s3
+    source = stack.upload.function().classifier.source
+    real = source.s3
     faulty = FaultyClient(real)
-    classifier._s3 = faulty  # type: ignore[assignment]
+    source.s3 = faulty  # type: ignore[assignment]
     yield faulty
-    classifier._s3 = real
+    source.s3 = real
 
 
 def pid(stack: LocalStack, name: str) -> str:
@@ -54,7 +52,7 @@ def pid(stack: LocalStack, name: str) -> str:
 
 
 def dlq_messages(stack: LocalStack) -> list[dict[str, Any]]:
-    sqs = boto3.client("sqs")
+    sqs = stack.client("sqs")
     attrs = sqs.get_queue_attributes(
         QueueUrl=stack.dead_letter_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
     )
@@ -65,12 +63,12 @@ def dlq_messages(stack: LocalStack) -> list[dict[str, Any]]:
 def test_every_fixture_is_classified_like_the_golden_pipeline(
     stack: LocalStack, head: Head, name: str
 ) -> None:
-    assert stack.upload(name, (FIXTURES / name).read_bytes())
+    assert stack.upload_file(name, (FIXTURES / name).read_bytes())
     record = stack.result(pid(stack, name))
     assert record is not None and record.status == "classified", record
     probs = np.array([record.probabilities[c] for c in head.classes])
     assert len(probs) == 12 and abs(probs.sum() - 1) <= 1e-6
-    expected = head.predict(GOLDEN["images"][name]["embedding"])[0]
+    expected = predict_one(head, GOLDEN["images"][name]["embedding"])
     assert np.abs(probs - np.array(expected.probabilities)).max() <= PIPELINE_TOLERANCE
     assert record.head_version == head.version
     assert record.embedder_version == GOLDEN["int8_model_sha256"]
@@ -92,7 +90,7 @@ def test_bad_uploads_leave_a_failed_item_and_are_not_retried(
     stack: LocalStack, name: str, payload: bytes, code: str
 ) -> None:
     before = len(stack.invoker.attempts)
-    assert stack.upload(name, payload)
+    assert stack.upload_file(name, payload)
     record = stack.result(pid(stack, name))
     assert record is not None and record.status == "failed"
     assert record.error is not None and record.error.code == code and record.error.message
@@ -102,14 +100,14 @@ def test_bad_uploads_leave_a_failed_item_and_are_not_retried(
 def test_oversized_object_is_refused_without_downloading_it(
     stack: LocalStack, classifier_s3: FaultyClient
 ) -> None:
-    stack.upload("big2.jpg", b"\xff\xd8\xff" + b"\0" * (MAX_BYTES + 10))
+    stack.upload_file("big2.jpg", b"\xff\xd8\xff" + b"\0" * (MAX_BYTES + 10))
     assert classifier_s3.calls.get("head_object") == 1 and "get_object" not in classifier_s3.calls
 
 
 @pytest.mark.parametrize("name", ["été photo.jpg", "a+b c.jpg", "dir/sub dir/x.png", "日本語.webp"])
 def test_awkward_keys_are_url_decoded_and_classified(stack: LocalStack, name: str) -> None:
     src = {"jpg": "landscape_rgb.jpg", "png": "small_rgb.png", "webp": "photo.webp"}[name.rsplit(".", 1)[1]]
-    assert stack.upload(name, (FIXTURES / src).read_bytes())
+    assert stack.upload_file(name, (FIXTURES / src).read_bytes())
     record = stack.result(pid(stack, name))
     assert record is not None and record.status == "classified"
     assert record.source.key == stack.key_prefix + name
@@ -118,7 +116,7 @@ def test_awkward_keys_are_url_decoded_and_classified(stack: LocalStack, name: st
 def test_keys_outside_the_prefix_or_suffixes_are_ignored(stack: LocalStack) -> None:
     data = (FIXTURES / "small_rgb.png").read_bytes()
     stack.uploads.put("elsewhere/small.png", data)
-    stack.upload("notes.txt", data)
+    stack.upload_file("notes.txt", data)
     assert stack.result(picture_id_for_key("elsewhere/small.png", stack.key_prefix)) is None
     assert stack.result(pid(stack, "notes.txt")) is None
 
@@ -155,7 +153,7 @@ def test_delete_marks_the_result_and_a_late_create_cannot_resurrect_it(stack: Lo
 def test_transient_fault_is_retried_and_then_succeeds(stack: LocalStack, classifier_s3: FaultyClient) -> None:
     classifier_s3.faults["get_object"] = [client_error("SlowDown", 503, "GetObject")]
     before = len(stack.invoker.attempts)
-    assert stack.upload("flaky.jpg", (FIXTURES / "landscape_rgb.jpg").read_bytes())
+    assert stack.upload_file("flaky.jpg", (FIXTURES / "landscape_rgb.jpg").read_bytes())
     assert stack.invoker.attempts[before:] == [2]
     record = stack.result(pid(stack, "flaky.jpg"))
     assert record is not None and record.status == "classified"
@@ -164,9 +162,9 @@ def test_transient_fault_is_retried_and_then_succeeds(stack: LocalStack, classif
 def test_persistent_fault_goes_to_the_dlq_and_is_redriven(
     stack: LocalStack, classifier_s3: FaultyClient
 ) -> None:
-    sqs = boto3.client("sqs")
+    sqs = stack.client("sqs")
     classifier_s3.faults["head_object"] = [client_error("InternalError", 500, "HeadObject")] * 3
-    assert not stack.upload("poison.jpg", (FIXTURES / "landscape_rgb.jpg").read_bytes())
+    assert not stack.upload_file("poison.jpg", (FIXTURES / "landscape_rgb.jpg").read_bytes())
     assert stack.result(pid(stack, "poison.jpg")) is None  # not a made-up failure: the event is parked
     report = redrive(sqs, stack.dead_letter_queue_url, stack.invoker.invoke)
     assert (report.replayed, report.failed) == (1, 0)
@@ -201,8 +199,8 @@ def test_logs_hold_no_image_bytes_embeddings_or_probabilities(
 
     data = (FIXTURES / "photo.webp").read_bytes()
     capfd.readouterr()
-    assert stack.upload("logged.webp", data)
-    assert stack.upload("logged-bad.jpg", data[:100])
+    assert stack.upload_file("logged.webp", data)
+    assert stack.upload_file("logged-bad.jpg", data[:100])
     records = [r for r in caplog.records if r.name == "clip-classifier"]
     assert any(r.getMessage() == "record processed" for r in records)  # the logs were captured
     out = "".join(capfd.readouterr()) + " ".join(str(r.__dict__) for r in records)

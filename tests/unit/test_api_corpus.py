@@ -10,21 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clip_local.apigw import LambdaContext, Route, build_event
-from clip_local.handlers import load_function
-from tests.conftest import scan_count
+from tests.conftest import ScoreApi, scan_count
 from tests.corpus.api import ApiCase, api_cases
 
-pytestmark = pytest.mark.usefixtures("api_env")
 CASES = api_cases()
-
-
-def post(raw: bytes, content_type: str = "application/json") -> tuple[int, Any]:
-    event = build_event(
-        "POST", Route.of("POST", "/v1/scores"), "/v1/scores", {"content-type": content_type}, raw
-    )
-    response = load_function("score_features").lambda_handler(event, LambdaContext())
-    return response["statusCode"], json.loads(response["body"])
 
 
 def test_the_corpus_is_big_enough() -> None:
@@ -32,8 +21,8 @@ def test_the_corpus_is_big_enough() -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.case for c in CASES])
-def test_api_case(dynamodb: Any, case: ApiCase) -> None:
-    status, body = post(case.raw, case.content_type)
+def test_api_case(api: ScoreApi, dynamodb: Any, case: ApiCase) -> None:
+    status, body = api.post(None, raw=case.raw, content_type=case.content_type)
     assert status == case.status, body
     messages = [body["message"], *(e["message"] for e in body.get("errors", []))]
     assert any(case.message in m for m in messages), messages
@@ -60,8 +49,8 @@ json_values = st.recursive(
         ),
     )
 )
-def test_any_json_body_gets_a_clean_4xx_and_stores_nothing(dynamodb: Any, body: Any) -> None:
-    status, answer = post(json.dumps(body).encode())
+def test_any_json_body_gets_a_clean_4xx_and_stores_nothing(api: ScoreApi, dynamodb: Any, body: Any) -> None:
+    status, answer = api.post(None, raw=json.dumps(body).encode())
     assert 400 <= status < 500, answer
     assert set(answer) >= {"code", "message"}
     assert scan_count(dynamodb) == 0
@@ -85,9 +74,9 @@ def test_any_json_body_gets_a_clean_4xx_and_stores_nothing(dynamodb: Any, body: 
     picture_id=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,30}", fullmatch=True),
 )
 def test_any_valid_vector_scores_to_a_distribution_and_is_stored(
-    dynamodb: Any, vector: list[float], picture_id: str
+    api: ScoreApi, dynamodb: Any, vector: list[float], picture_id: str
 ) -> None:
-    status, answer = post(json.dumps({"pictureId": picture_id, "features": vector}).encode())
+    status, answer = api.post(None, raw=json.dumps({"pictureId": picture_id, "features": vector}).encode())
     assert status == 200, answer
     assert abs(sum(answer["probabilities"].values()) - 1) <= 1e-6
     assert answer["stored"] is True

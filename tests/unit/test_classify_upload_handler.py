@@ -10,15 +10,16 @@ from typing import Any
 import boto3
 import pytest
 
-from clip_classifier import runtime
+from clip_classifier.exceptions import ConfigurationError, ModelNotFoundError
 from clip_classifier.picture_id import picture_id_for_key
 from clip_classifier.redrive import main as redrive_main
 from clip_classifier.redrive import original_event
+from clip_classifier.wiring import UploadFunction
 from clip_local.apigw import LambdaContext
 from clip_local.handlers import load_function
 from clip_local.paths import REPO_ROOT, TINY_MODEL_DIR
-from clip_local.template import create_bucket, create_queue, function_environment, load_template
-from tests.conftest import TABLE
+from clip_local.template import create_bucket, create_queue, load_template
+from tests.conftest import TABLE, build_upload, function_env
 from tests.helpers import load_event
 
 BUCKET = "clip-uploads-local"  # the bucket named in infra/events/s3_*.json
@@ -26,20 +27,21 @@ KEY = "uploads/sample photo.jpg"  # "uploads/sample+photo.jpg" URL-decoded
 
 
 @pytest.fixture
-def upload_env(monkeypatch: pytest.MonkeyPatch, dynamodb: Any, weights_uri: str) -> Any:
-    for name, value in function_environment(load_template(), "ClassifyUploadFunction").items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("RESULTS_TABLE", TABLE)
-    monkeypatch.setenv("WEIGHTS_URI", weights_uri)
-    monkeypatch.setenv("MODEL_PATH", str(TINY_MODEL_DIR / "int8" / "model.onnx"))
-    runtime.reset()
+def upload_env(dynamodb: Any, weights_uri: str) -> Any:
     s3 = boto3.client("s3")
     create_bucket(s3, BUCKET)
     return s3
 
 
-def invoke(event: dict[str, Any]) -> Any:
-    return load_function("classify_upload").lambda_handler(event, LambdaContext())
+@pytest.fixture
+def upload(upload_env: Any, weights_uri: str, tmp_path: Path) -> UploadFunction:
+    return build_upload(tmp_path, WEIGHTS_URI=weights_uri)
+
+
+@pytest.fixture
+def invoke(upload: UploadFunction) -> Any:
+    handler = load_function("classify_upload").create_handler(upload)
+    return lambda event: handler(event, LambdaContext())
 
 
 def created_event(s3: Any, data: bytes) -> dict[str, Any]:
@@ -49,10 +51,10 @@ def created_event(s3: Any, data: bytes) -> dict[str, Any]:
     return event
 
 
-def test_created_then_removed_event_files(upload_env: Any) -> None:
+def test_created_then_removed_event_files(upload_env: Any, upload: UploadFunction, invoke: Any) -> None:
     data = (REPO_ROOT / "tests" / "fixtures" / "images" / "landscape_rgb.jpg").read_bytes()
     assert invoke(created_event(upload_env, data)) == {"records": 1, "outcomes": {"classified": 1}}
-    store = runtime.results_store()
+    store = upload.classifier.store
     picture_id = picture_id_for_key(KEY, "uploads/")
     item = store.get(picture_id)
     assert item is not None and item.status == "classified" and item.source.key == KEY
@@ -61,21 +63,47 @@ def test_created_then_removed_event_files(upload_env: Any) -> None:
     assert item is not None and item.status == "deleted"
 
 
-def test_the_committed_event_unchanged_is_superseded_not_misclassified(upload_env: Any) -> None:
+def test_the_committed_event_unchanged_is_superseded_not_misclassified(
+    upload_env: Any, upload: UploadFunction, invoke: Any
+) -> None:
     upload_env.put_object(Bucket=BUCKET, Key=KEY, Body=b"other content")  # ETag differs from the event's
     assert invoke(load_event("s3_object_created.json"))["outcomes"] == {"superseded": 1}
-    assert runtime.results_store().get(picture_id_for_key(KEY, "uploads/")) is None
+    assert upload.classifier.store.get(picture_id_for_key(KEY, "uploads/")) is None
 
 
 def test_missing_model_is_a_clear_error_not_a_fallback(
-    upload_env: Any, monkeypatch: pytest.MonkeyPatch
+    upload_env: Any, weights_uri: str, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("MODEL_PATH", "/nonexistent/model.onnx")
-    runtime.reset()
-    from clip_classifier.exceptions import ModelNotFoundError
-
     with pytest.raises(ModelNotFoundError, match="model file /nonexistent/model.onnx does not exist"):
-        invoke(created_event(upload_env, b"x"))
+        build_upload(tmp_path, WEIGHTS_URI=weights_uri, MODEL_PATH="/nonexistent/model.onnx")
+
+
+def test_the_deployed_entry_point_builds_from_the_environment_at_cold_start(
+    upload_env: Any, weights_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``lambda_handler`` reads the template's variables once per container, then reuses what it built."""
+    app = load_function("classify_upload")
+    app._container_handler.cache_clear()
+    env = function_env(
+        "ClassifyUploadFunction",
+        WEIGHTS_URI=weights_uri,
+        CACHE_DIR=str(tmp_path / "cache"),
+        MODEL_PATH=str(TINY_MODEL_DIR / "int8" / "model.onnx"),
+    )
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    try:
+        with pytest.raises(ConfigurationError, match="RESULTS_TABLE is required"):
+            app.lambda_handler(load_event("s3_object_removed.json"), LambdaContext())
+        monkeypatch.setenv("RESULTS_TABLE", TABLE)
+        data = (REPO_ROOT / "tests" / "fixtures" / "images" / "landscape_rgb.jpg").read_bytes()
+        event = created_event(upload_env, data)
+        assert app.lambda_handler(event, LambdaContext())["outcomes"] == {"classified": 1}
+        first = app._container_handler()
+        assert app.lambda_handler(event, LambdaContext())["outcomes"] == {"duplicate": 1}
+        assert app._container_handler() is first  # built once per container
+    finally:
+        app._container_handler.cache_clear()
 
 
 def test_redrive_cli_replays_destination_records(aws: None) -> None:

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from clip_classifier.exceptions import ResultsStoreError, TransientResultsStoreError
 from clip_classifier.head import Prediction
-from clip_classifier.records import ClassificationRecord, SourceInfo, normalize_sequencer
+from clip_classifier.records import ClassificationItem, SourceInfo, normalize_sequencer
+from clip_classifier.results import ResultFields
 from clip_classifier.results_store import ResultsStore, serialize, to_decimal
 from tests.conftest import TABLE, scan_count
 from tests.helpers import FaultyClient, client_error
@@ -25,11 +26,10 @@ def prediction(seed: int = 0) -> Prediction:
     return Prediction(CLASSES, tuple(scores.tolist()), tuple(probs.tolist()))
 
 
-def s3_record(picture_id: str, sequencer: str, seed: int = 0) -> ClassificationRecord:
-    return ClassificationRecord.classified(
+def s3_record(picture_id: str, sequencer: str, seed: int = 0) -> ClassificationItem:
+    return ClassificationItem.classified(
         picture_id,
-        prediction(seed),
-        head_version="h" * 64,
+        ResultFields.from_prediction(prediction(seed), head_version="h" * 64),
         source=SourceInfo(type="s3", bucket="b", key=picture_id, etag=f"e{seed}"),
         sequencer=normalize_sequencer(sequencer),
     )
@@ -37,8 +37,10 @@ def s3_record(picture_id: str, sequencer: str, seed: int = 0) -> ClassificationR
 
 def test_round_trip_keeps_every_field(dynamodb: Any) -> None:
     store = ResultsStore(TABLE, dynamodb)
-    record = ClassificationRecord.classified(
-        "pic-1", prediction(), head_version="a" * 64, source=SourceInfo(type="api")
+    record = ClassificationItem.classified(
+        "pic-1",
+        ResultFields.from_prediction(prediction(), head_version="a" * 64),
+        source=SourceInfo(type="api"),
     )
     store.put(record)
     got = store.get("pic-1")
@@ -58,7 +60,7 @@ def test_get_missing_is_none(dynamodb: Any) -> None:
 def test_failed_record_keeps_the_reason(dynamodb: Any) -> None:
     store = ResultsStore(TABLE, dynamodb)
     store.put(
-        ClassificationRecord.failed(
+        ClassificationItem.failed(
             "x", code="image_corrupt", message="truncated JPEG", source=SourceInfo(type="s3")
         )
     )
@@ -89,7 +91,7 @@ def test_sequencers_of_different_length_compare_as_numbers() -> None:
 def test_deletion_marker_has_a_ttl_and_blocks_late_creates(dynamodb: Any) -> None:
     store = ResultsStore(TABLE, dynamodb)
     store.put_if_newer(s3_record("k", "10"))
-    marker = ClassificationRecord(
+    marker = ClassificationItem(
         picture_id="k",
         status="deleted",
         source=SourceInfo(type="s3", key="k"),
@@ -104,8 +106,10 @@ def test_deletion_marker_has_a_ttl_and_blocks_late_creates(dynamodb: Any) -> Non
 def test_batch_write_of_more_than_25_items(dynamodb: Any) -> None:
     store = ResultsStore(TABLE, dynamodb)
     records = [
-        ClassificationRecord.classified(
-            f"p{i}", prediction(i), head_version="a" * 64, source=SourceInfo(type="api")
+        ClassificationItem.classified(
+            f"p{i}",
+            ResultFields.from_prediction(prediction(i), head_version="a" * 64),
+            source=SourceInfo(type="api"),
         )
         for i in range(60)
     ]
@@ -125,8 +129,10 @@ def test_unprocessed_batch_items_are_retried(dynamodb: Any) -> None:
 
     client = PartlyThrottled(dynamodb)
     records = [
-        ClassificationRecord.classified(
-            f"p{i}", prediction(i), head_version="a" * 64, source=SourceInfo(type="api")
+        ClassificationItem.classified(
+            f"p{i}",
+            ResultFields.from_prediction(prediction(i), head_version="a" * 64),
+            source=SourceInfo(type="api"),
         )
         for i in range(5)
     ]
@@ -153,6 +159,8 @@ def test_every_float32_becomes_an_exact_decimal(value: float) -> None:
 def test_serialization_never_raises_inexact() -> None:
     tiny = Prediction(CLASSES, (1e-38, 1.0000001, 0.33333334), (1e-45, 0.9999999, 1 / 3))
     item = serialize(
-        ClassificationRecord.classified("p", tiny, head_version="a" * 64, source=SourceInfo(type="api"))
+        ClassificationItem.classified(
+            "p", ResultFields.from_prediction(tiny, head_version="a" * 64), source=SourceInfo(type="api")
+        )
     )
     assert Decimal(item["probabilities"]["M"]["cat"]["N"]) == Decimal("1e-45")

@@ -3,32 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
 from clip_classifier.head import Head
+from clip_classifier.manifest import load_manifest
 from clip_classifier.weights_format import parse_weights
-from clip_local.apigw import LambdaContext, Route, build_event
 from clip_local.events import all_events, render, sample_features
 from clip_local.handlers import load_function
-from clip_local.paths import EVENTS_DIR, EXAMPLE_WEIGHTS, REPO_ROOT
-from tests.conftest import scan_count
-from tests.helpers import load_event
-
-pytestmark = pytest.mark.usefixtures("api_env")
-
-
-def invoke(event: dict[str, Any]) -> tuple[int, Any]:
-    response = load_function("score_features").lambda_handler(event, LambdaContext())
-    return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
-
-
-def post(body: Any, *, raw: bytes | None = None, content_type: str = "application/json") -> tuple[int, Any]:
-    data = raw if raw is not None else json.dumps(body).encode()
-    headers = {"content-type": content_type} if content_type else {}
-    return invoke(build_event("POST", Route.of("POST", "/v1/scores"), "/v1/scores", headers, data))
+from clip_local.paths import EVENTS_DIR, EXAMPLE_WEIGHTS, OPENAPI_DOCUMENT, TINY_MODEL_DIR
+from tests.conftest import ScoreApi, scan_count
+from tests.helpers import load_event, predict_one
 
 
 @pytest.fixture(scope="module")
@@ -43,53 +31,106 @@ def test_committed_event_files_are_current() -> None:
 
 def test_committed_openapi_document_is_current() -> None:
     generated = json.loads(load_function("score_features").openapi_document())
-    committed = json.loads((REPO_ROOT / "infra" / "openapi.json").read_text())
+    committed = json.loads(OPENAPI_DOCUMENT.read_text())
     assert generated == committed, "run: python -m clip_local.openapi"
 
 
-def test_single_vector_is_scored_stored_and_read_back(dynamodb: Any, reference: Head) -> None:
-    status, body = invoke(load_event("api_score_single.json"))
+def test_single_vector_is_scored_stored_and_read_back(api: ScoreApi, dynamodb: Any, reference: Head) -> None:
+    status, body = api.invoke(load_event("api_score_single.json"))
     assert status == 200
     assert body["pictureId"] == "sample-001" and body["stored"] is True
     probs = np.array(list(body["probabilities"].values()))
     assert abs(probs.sum() - 1) <= 1e-6
-    expected = reference.predict(sample_features(1))[0]
+    expected = predict_one(reference, sample_features(1))
     assert np.abs(probs - np.array(expected.probabilities)).max() <= 1e-6
     assert body["topLabel"] == expected.top_label and body["headVersion"] == reference.version
 
-    status, stored = invoke(load_event("api_get_classification.json"))
+    status, stored = api.invoke(load_event("api_get_classification.json"))
     assert status == 200
     assert stored["status"] == "classified" and stored["source"]["type"] == "api"
     assert stored["probabilities"] == pytest.approx(body["probabilities"], abs=1e-7)
 
 
-def test_batch_scores_all_and_stores_only_entries_with_an_id(dynamodb: Any, reference: Head) -> None:
-    status, body = invoke(load_event("api_score_batch.json"))
+def test_batch_scores_all_and_stores_only_entries_with_an_id(
+    api: ScoreApi, dynamodb: Any, reference: Head
+) -> None:
+    status, body = api.invoke(load_event("api_score_batch.json"))
     assert status == 200
     assert [i["pictureId"] for i in body["items"]] == ["sample-101", "sample-102", None]
     assert [i["stored"] for i in body["items"]] == [True, True, False]
     for item, seed in zip(body["items"], (101, 102, 103), strict=True):
-        expected = reference.predict(sample_features(seed))[0].probabilities
+        expected = predict_one(reference, sample_features(seed)).probabilities
         assert np.abs(np.array(list(item["probabilities"].values())) - expected).max() <= 1e-6
     assert scan_count(dynamodb) == 2
 
 
-def test_model_endpoint_describes_the_head(reference: Head) -> None:
-    status, body = invoke(load_event("api_get_model.json"))
+def test_model_endpoint_describes_the_head(api: ScoreApi, reference: Head) -> None:
+    status, body = api.invoke(load_event("api_get_model.json"))
     assert status == 200
     assert body["classes"] == list(reference.classes)
     assert body["inputDim"] == 512 and body["inputNormalization"] == "l2"
     assert body["headVersion"] == reference.version and body["maxBatchItems"] == 100
 
 
-def test_unknown_picture_is_404(dynamodb: Any) -> None:
+def test_model_endpoint_names_the_embedder_features_must_come_from(api: ScoreApi) -> None:
+    """From EMBEDDER_MANIFEST, the manifest ``sam build`` copies from the model the image ships."""
+    status, body = api.invoke(load_event("api_get_model.json"))
+    manifest = load_manifest(TINY_MODEL_DIR / "int8" / "manifest.json")
+    assert status == 200
+    assert body["embedder"] == {
+        "modelId": manifest.model_id,
+        "revision": manifest.revision,
+        "randomInit": True,
+        "modelSha256": manifest.model_sha256,
+        "outputDim": 512,
+        "quantization": "int8-dynamic",
+        "transform": {
+            "shortestEdge": manifest.transform.shortest_edge,
+            "cropHeight": manifest.transform.crop_height,
+            "cropWidth": manifest.transform.crop_width,
+            "resample": manifest.transform.resample,
+            "rescaleFactor": manifest.transform.rescale_factor,
+            "imageMean": list(manifest.transform.image_mean),
+            "imageStd": list(manifest.transform.image_std),
+        },
+    }
+
+
+def test_stored_results_hide_the_storage_internals(api: ScoreApi, dynamodb: Any) -> None:
+    """The table item has the S3 ordering sequencer; the API's answer is its own contract."""
+    from clip_classifier.records import ClassificationItem, SourceInfo, normalize_sequencer
+
+    item = ClassificationItem.failed(
+        "seq-1",
+        code="image_corrupt",
+        message="broken",
+        source=SourceInfo(type="s3", bucket="b", key="uploads/seq-1"),
+        sequencer=normalize_sequencer("0A"),
+    ).model_copy(update={"expires_at": 123})
+    api.function.service.store.put(item)
+    assert dynamodb.get_item(TableName="results", Key={"pictureId": {"S": "seq-1"}})["Item"]["sequencer"]
+    status, body = api.invoke(
+        load_event("api_get_classification.json")
+        | {"pathParameters": {"pictureId": "seq-1"}, "path": "/v1/classifications/seq-1"}
+    )
+    assert status == 200, body
+    assert body["status"] == "failed" and body["error"] == {"code": "image_corrupt", "message": "broken"}
+    assert "sequencer" not in body and "expiresAt" not in body
+    assert {k: v for k, v in body["source"].items() if v is not None} == {
+        "type": "s3",
+        "bucket": "b",
+        "key": "uploads/seq-1",
+    }
+
+
+def test_unknown_picture_is_404(api: ScoreApi, dynamodb: Any) -> None:
     event = load_event("api_get_classification.json")
-    status, body = invoke(event)
+    status, body = api.invoke(event)
     assert status == 404 and body["code"] == "not_found" and "sample-001" in body["message"]
 
 
-def test_wrong_length_event_is_422_naming_the_field(dynamodb: Any) -> None:
-    status, body = invoke(load_event("api_score_wrong_length.json"))
+def test_wrong_length_event_is_422_naming_the_field(api: ScoreApi, dynamodb: Any) -> None:
+    status, body = api.invoke(load_event("api_score_wrong_length.json"))
     assert status == 422
     assert body["message"] == "features must have 512 numbers, got 511"
     assert body["errors"][0]["field"] == "features"
@@ -139,53 +180,47 @@ V = sample_features(7)
     ],
 )
 def test_invalid_bodies_get_a_specific_4xx_and_store_nothing(
-    dynamodb: Any, body: Any, status: int, message: str
+    api: ScoreApi, dynamodb: Any, body: Any, status: int, message: str
 ) -> None:
-    got_status, got = post(body)
+    got_status, got = api.post(body)
     assert got_status == status, got
     assert message in got["message"] or any(message in e["message"] for e in got["errors"]), got
     assert scan_count(dynamodb) == 0
 
 
-def test_nan_and_infinity_literals_are_rejected(dynamodb: Any) -> None:
+def test_nan_and_infinity_literals_are_rejected(api: ScoreApi, dynamodb: Any) -> None:
     raw = json.dumps({"pictureId": "p", "features": V[:9] + [float("nan")] + V[10:]}).encode()
     assert b"NaN" in raw
-    status, body = post(None, raw=raw)
+    status, body = api.post(None, raw=raw)
     assert status == 422 and body["message"] == "features[9] is not a finite number"
     raw = json.dumps({"pictureId": "p", "features": [float("-inf")] + V[1:]}).encode()
-    status, body = post(None, raw=raw)
+    status, body = api.post(None, raw=raw)
     assert status == 422 and body["message"] == "features[0] is not a finite number"
     assert scan_count(dynamodb) == 0
 
 
-def test_malformed_json_is_400(dynamodb: Any) -> None:
-    status, body = post(None, raw=b'{"features": [0.1, ')
+def test_malformed_json_is_400(api: ScoreApi, dynamodb: Any) -> None:
+    status, body = api.post(None, raw=b'{"features": [0.1, ')
     assert status == 400 and body["code"] == "malformed_json"
 
 
-def test_body_over_the_limit_is_413(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from clip_classifier import runtime
-
-    monkeypatch.setenv("MAX_BODY_BYTES", "4096")
-    runtime.reset()
-    status, body = post({"features": V})
+def test_body_over_the_limit_is_413(make_score_api: Callable[..., ScoreApi], dynamodb: Any) -> None:
+    api = make_score_api(MAX_BODY_BYTES="4096")
+    status, body = api.post({"features": V})
     assert status == 413 and "limit is 4096" in body["message"]
     assert scan_count(dynamodb) == 0
 
 
-def test_wrong_content_type_is_415(dynamodb: Any) -> None:
-    status, body = post({"features": V}, content_type="text/plain")
+def test_wrong_content_type_is_415(api: ScoreApi, dynamodb: Any) -> None:
+    status, body = api.post({"features": V}, content_type="text/plain")
     assert status == 415 and body["code"] == "unsupported_media_type"
 
 
 def test_missing_weights_is_a_clear_500_without_internals(
-    dynamodb: Any, s3: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    make_score_api: Callable[..., ScoreApi], dynamodb: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from clip_classifier import runtime
-
-    monkeypatch.setenv("WEIGHTS_URI", "s3://models-bucket/missing.json")
-    runtime.reset()
-    status, body = post({"pictureId": "p", "features": V})
+    api = make_score_api(WEIGHTS_URI="s3://models-bucket/missing.json")
+    status, body = api.post({"pictureId": "p", "features": V})
     assert status == 500
     assert body == {
         "code": "weights_not_found",
@@ -199,24 +234,23 @@ def test_missing_weights_is_a_clear_500_without_internals(
     assert scan_count(dynamodb) == 0
 
 
-def test_throttled_table_is_503_so_clients_retry(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from clip_classifier import runtime
+def test_throttled_table_is_503_so_clients_retry(api: ScoreApi, dynamodb: Any) -> None:
     from tests.helpers import FaultyClient, client_error
 
-    store = runtime.results_store()
-    store._client = FaultyClient(dynamodb, put_item=[client_error("ThrottlingException", 400)])  # type: ignore[assignment]
-    status, body = post({"pictureId": "p", "features": V})
+    store = api.function.service.store
+    store.client = FaultyClient(dynamodb, put_item=[client_error("ThrottlingException", 400)])  # type: ignore[assignment]
+    status, body = api.post({"pictureId": "p", "features": V})
     assert status == 503 and body["code"] == "results_store_unavailable"
 
 
 def test_feature_vectors_never_reach_the_logs(
-    dynamodb: Any, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    api: ScoreApi, dynamodb: Any, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     marker = 0.123456789
     features = [marker] + V[1:]
-    post({"pictureId": "p", "features": features})
-    post({"pictureId": "p", "features": features[:-1]})
-    post({"features": [*features[:5], float("nan")]})
+    api.post({"pictureId": "p", "features": features})
+    api.post({"pictureId": "p", "features": features[:-1]})
+    api.post({"features": [*features[:5], float("nan")]})
     out = capsys.readouterr()
     records = " ".join(str(r.__dict__) for r in caplog.records)
     assert "0.123456" not in out.out + out.err + records

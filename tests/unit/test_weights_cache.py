@@ -8,6 +8,7 @@ import pytest
 from moto.core import set_initial_no_auth_action_count
 
 from clip_classifier.exceptions import (
+    ConfigurationError,
     WeightsAccessDeniedError,
     WeightsFormatError,
     WeightsIntegrityError,
@@ -177,22 +178,22 @@ def test_full_tmp_still_serves_the_verified_head(s3: Any, weights_uri: str, tmp_
 
 
 def test_local_path(tmp_path: Path) -> None:
-    assert len(WeightsCache(str(EXAMPLE_WEIGHTS)).get().classes) == 12
+    assert len(WeightsCache(str(EXAMPLE_WEIGHTS), s3=None, cache_dir=tmp_path).get().classes) == 12
     with pytest.raises(WeightsNotFoundError, match="does not exist"):
-        WeightsCache(str(tmp_path / "nope.json")).get()
+        WeightsCache(str(tmp_path / "nope.json"), s3=None, cache_dir=tmp_path).get()
     bad = tmp_path / "bad.json"
     bad.write_text("[]")
     with pytest.raises(WeightsFormatError, match=str(bad)):
-        WeightsCache(str(bad)).get()
+        WeightsCache(str(bad), s3=None, cache_dir=tmp_path).get()
 
 
-def test_uri_parsing() -> None:
+def test_uri_parsing(tmp_path: Path) -> None:
     assert str(parse_s3_uri("s3://b/k/x.json")) == "s3://b/k/x.json"
     assert parse_s3_uri("/opt/weights.json") is None
     with pytest.raises(WeightsNotFoundError):
         parse_s3_uri("s3://bucket-only")
-    with pytest.raises(WeightsNotFoundError, match="WEIGHTS_URI"):
-        WeightsCache("")
+    with pytest.raises(ConfigurationError, match="no S3 client"):
+        WeightsCache("s3://b/k.json", s3=None, cache_dir=tmp_path)
 
 
 def test_a_new_version_replaces_the_old_copy_on_disk(s3: Any, weights_uri: str, tmp_path: Path) -> None:

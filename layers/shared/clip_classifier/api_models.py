@@ -1,11 +1,18 @@
-"""Request and response bodies of the feature-scoring API (also the source of its OpenAPI document)."""
+"""Request and response bodies of the feature-scoring API (also the source of its OpenAPI document).
+
+The API's contract, kept apart from the DynamoDB item (:mod:`.records`): storage can change without
+breaking clients. The schema here checks JSON shape and types; what needs the head (dimension, range,
+norm, duplicate ids, batch size) is checked in one step by :mod:`.score_request`.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import ConfigDict, Field, Strict, model_validator
 from pydantic.alias_generators import to_camel
+
+from .results import CamelModel, ResultFields
 
 #: JSON numbers only (no strings, booleans or null), and never NaN/Infinity.
 FiniteNumber = Annotated[float, Strict(), Field(allow_inf_nan=False)]
@@ -19,8 +26,7 @@ MAX_FEATURES = 4096
 MAX_ITEMS = 1000
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+_Body = CamelModel
 
 
 class FeatureItem(_Body):
@@ -69,21 +75,13 @@ class ScoreRequest(_Body):
                 raise ValueError("'pictureId' goes inside each entry of 'items'")
         return data
 
-    def entries(self) -> list[FeatureItem]:
-        if self.items is not None:
-            return self.items
-        assert self.features is not None
-        return [FeatureItem(picture_id=self.picture_id, features=self.features)]
+    @property
+    def is_batch(self) -> bool:
+        return self.items is not None
 
 
-class ScoreResult(_Body):
+class ScoreResult(ResultFields):
     picture_id: str | None = None
-    classes: list[str]
-    probabilities: dict[str, float]
-    scores: dict[str, float]
-    top_label: str
-    top_probability: float
-    head_version: str
     stored: bool
 
 
@@ -91,11 +89,62 @@ class BatchScoreResponse(_Body):
     items: list[ScoreResult]
 
 
+class ResultSource(_Body):
+    """Where a stored result came from: the API, or an S3 object (bucket, key, version)."""
+
+    type: Literal["api", "s3"]
+    bucket: str | None = None
+    key: str | None = None
+    etag: str | None = None
+    version_id: str | None = None
+    size: int | None = None
+    event_time: str | None = None
+
+
+class ResultError(_Body):
+    code: str = Field(examples=["image_corrupt"])
+    message: str
+
+
+class Classification(_Body):
+    """A stored result as clients see it (``GET /v1/classifications/{pictureId}``)."""
+
+    picture_id: str
+    status: Literal["classified", "failed", "deleted"]
+    classes: list[str] | None = None
+    probabilities: dict[str, float] | None = None
+    scores: dict[str, float] | None = None
+    top_label: str | None = None
+    top_probability: float | None = None
+    head_version: str | None = None
+    #: sha256 of the image embedder's model file (uploads only).
+    embedder_version: str | None = None
+    source: ResultSource
+    error: ResultError | None = None
+    created_at: str
+    updated_at: str
+
+
+class ImageTransformInfo(_Body):
+    shortest_edge: int
+    crop_height: int
+    crop_width: int
+    resample: str
+    rescale_factor: float
+    image_mean: tuple[float, float, float]
+    image_std: tuple[float, float, float]
+
+
 class EmbedderInfo(_Body):
-    model_id: str
+    """The image embedder whose features the head expects: compute client-side features with this model."""
+
+    model_id: str = Field(examples=["openai/clip-vit-base-patch32"])
+    revision: str
+    random_init: bool
     model_sha256: str
     output_dim: int
     quantization: str
+    transform: ImageTransformInfo
 
 
 class ModelInfo(_Body):
@@ -106,7 +155,7 @@ class ModelInfo(_Body):
     head_type: str
     head_version: str
     max_batch_items: int
-    embedder: EmbedderInfo | None = None
+    embedder: EmbedderInfo
 
 
 class ErrorDetail(_Body):

@@ -1,19 +1,21 @@
-"""boto3 clients and the classification of AWS errors.
+"""boto3 clients, and the one mapping from botocore errors to the classifier's own errors.
 
-Clients are created lazily, once per container, with the SDK's ``standard`` retry mode (exponential backoff
-with jitter on throttling, 5xx and connection errors) and short timeouts, so a slow dependency costs
-seconds, not the whole Lambda timeout. ``AWS_ENDPOINT_URL`` (honoured by boto3 itself) points them at the
-moto server in the local stack.
+Clients are made explicitly, once per container, by each function's builder (:mod:`.wiring`) and passed
+in; nothing here caches them. They use the SDK's ``standard`` retry mode (exponential backoff with jitter
+on throttling, 5xx and connection errors) and short timeouts, so a slow dependency costs seconds, not the
+whole Lambda timeout.
 """
 
 from __future__ import annotations
 
-import functools
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
+
+from .exceptions import ClassifierError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -26,8 +28,12 @@ CLIENT_CONFIG = Config(
     read_timeout=10,
 )
 
+#: What botocore raises for a failed call; adapters catch exactly these and map them with :func:`aws_error`.
+AWS_ERRORS = (ClientError, BotoCoreError)
+
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket", "ResourceNotFoundException"})
 DENIED_CODES = frozenset({"403", "AccessDenied", "AccessDeniedException", "Forbidden"})
+PRECONDITION_CODES = frozenset({"PreconditionFailed", "412"})
 THROTTLE_CODES = frozenset(
     {
         "SlowDown",
@@ -49,20 +55,53 @@ THROTTLE_CODES = frozenset(
 )
 
 
-def error_code(exc: ClientError) -> str:
+def session_client(service: str, *, session: boto3.session.Session | None = None, **kwargs: Any) -> Any:
+    """A client with the shared retry/timeout config (``endpoint_url`` etc. pass through)."""
+    return (session or boto3.session.Session()).client(service, config=CLIENT_CONFIG, **kwargs)  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    """The clients a function uses, made once per container."""
+
+    s3: S3Client
+    dynamodb: DynamoDBClient
+
+    @classmethod
+    def create(cls, session: boto3.session.Session | None = None, **kwargs: Any) -> AwsClients:
+        """Clients from ``session`` (default: the environment's credentials and region)."""
+        session = session or boto3.session.Session()
+        return cls(
+            s3=session_client("s3", session=session, **kwargs),
+            dynamodb=session_client("dynamodb", session=session, **kwargs),
+        )
+
+
+def sqs_client(**kwargs: Any) -> SQSClient:
+    client: SQSClient = session_client("sqs", **kwargs)
+    return client
+
+
+def error_code(exc: BaseException) -> str:
+    if not isinstance(exc, ClientError):
+        return ""
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def http_status(exc: ClientError) -> int:
+def _http_status(exc: ClientError) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
 
 
 def is_not_found(exc: BaseException) -> bool:
-    return isinstance(exc, ClientError) and (error_code(exc) in NOT_FOUND_CODES or http_status(exc) == 404)
+    return isinstance(exc, ClientError) and (error_code(exc) in NOT_FOUND_CODES or _http_status(exc) == 404)
+
+
+def is_precondition_failed(exc: BaseException) -> bool:
+    return error_code(exc) in PRECONDITION_CODES
 
 
 def is_denied(exc: BaseException) -> bool:
-    return isinstance(exc, ClientError) and (error_code(exc) in DENIED_CODES or http_status(exc) == 403)
+    return isinstance(exc, ClientError) and (error_code(exc) in DENIED_CODES or _http_status(exc) == 403)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -70,30 +109,29 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ConnectionError | ReadTimeoutError):
         return True
     if isinstance(exc, ClientError):
-        return error_code(exc) in THROTTLE_CODES or http_status(exc) >= 500
+        return error_code(exc) in THROTTLE_CODES or _http_status(exc) >= 500
     return isinstance(exc, BotoCoreError)
 
 
-@functools.cache
-def _client(service: str) -> Any:
-    return boto3.session.Session().client(service, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+@dataclass(frozen=True)
+class ErrorFamily:
+    """Which of an adapter's errors stands for each kind of AWS failure (``None``: use ``other``)."""
+
+    other: type[ClassifierError]
+    transient: type[ClassifierError]
+    denied: type[ClassifierError] | None = None
+    not_found: type[ClassifierError] | None = None
 
 
-def s3_client() -> S3Client:
-    client: S3Client = _client("s3")
-    return client
+def aws_error(exc: BaseException, family: ErrorFamily, *, action: str, target: str) -> ClassifierError:
+    """The domain error for a failed AWS call: ``raise aws_error(exc, ...) from exc``.
 
-
-def dynamodb_client() -> DynamoDBClient:
-    client: DynamoDBClient = _client("dynamodb")
-    return client
-
-
-def sqs_client() -> SQSClient:
-    client: SQSClient = _client("sqs")
-    return client
-
-
-def reset_clients() -> None:
-    """Forget cached clients (tests switch endpoints and credentials between cases)."""
-    _client.cache_clear()
+    ``action`` is a verb phrase (``read``, ``write``), ``target`` what was acted on (``s3://b/k``).
+    """
+    if is_not_found(exc) and family.not_found is not None:
+        return family.not_found(f"{target} does not exist")
+    if is_denied(exc):
+        return (family.denied or family.other)(f"no permission to {action} {target}")
+    if is_transient(exc):
+        return family.transient(f"{target} is temporarily unavailable: {exc}")
+    return family.other(f"cannot {action} {target}: {exc}")

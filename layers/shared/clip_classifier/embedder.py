@@ -14,14 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
+from .arrays import F32
 from .exceptions import ModelFormatError, ModelIntegrityError, ModelNotFoundError
 from .manifest import ModelManifest, file_sha256, load_manifest
 
-F32 = npt.NDArray[np.float32]
 # onnxruntime's load errors derive from Exception directly, not from RuntimeError.
 _ORT_ERRORS: tuple[type[Exception], ...] = (
     *(

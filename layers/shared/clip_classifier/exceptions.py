@@ -66,7 +66,7 @@ class WeightsUnavailableError(WeightsError):
 
 
 class InvalidFeaturesError(ClassifierError):
-    """A feature vector has the wrong shape or non-finite values."""
+    """A score request is well-formed JSON but cannot be scored; ``field`` is its path (``items[3].features``)."""
 
     code = "invalid_features"
 
@@ -138,12 +138,6 @@ class SourceObjectError(ClassifierError):
     """The uploaded S3 object cannot be read."""
 
     code = "source_error"
-
-
-class SourceObjectNotFoundError(SourceObjectError):
-    """The object was deleted (or replaced) before it could be read; a later event covers it."""
-
-    code = "source_not_found"
 
 
 class SourceAccessDeniedError(SourceObjectError):

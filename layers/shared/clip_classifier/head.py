@@ -1,5 +1,9 @@
 """The classification head: a NumPy float32 forward pass over a :class:`WeightsDocument`.
 
+Pure math: it takes an already validated ``[N, input_dim]`` float32 batch (the API validates requests in
+:mod:`.score_request`; the embedder's output has the model's shape) and raises ``ValueError`` only for a
+batch of the wrong shape or a vector it cannot L2-normalise.
+
 Weights are converted once (per container) into contiguous ``[in, out]`` matrices so a forward pass is a
 few BLAS calls: ~10 µs for one vector, ~1 ms for 1,000 (``bench/bench_head.py``).
 """
@@ -7,16 +11,13 @@ few BLAS calls: ~10 µs for one vector, ~1 ms for 1,000 (``bench/bench_head.py``
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
-from .exceptions import InvalidFeaturesError, WeightsFormatError
+from .arrays import F32
+from .exceptions import WeightsFormatError
 from .weights_format import WeightsDocument
-
-F32 = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +39,6 @@ class Prediction:
     @property
     def top_probability(self) -> float:
         return self.probabilities[self.top_index]
-
-    def top_k(self, k: int) -> list[tuple[str, float]]:
-        order = sorted(range(len(self.classes)), key=lambda i: -self.probabilities[i])[:k]
-        return [(self.classes[i], self.probabilities[i]) for i in order]
 
 
 class Head:
@@ -69,31 +66,6 @@ class Head:
         ]
         self._final = kinds[-1]
 
-    # --- validation ----------------------------------------------------------------------------------
-
-    def as_batch(self, features: Sequence[float] | Sequence[Sequence[float]] | npt.ArrayLike) -> F32:
-        """Validate input into a float32 ``[N, input_dim]`` batch, or raise :class:`InvalidFeaturesError`."""
-        try:
-            with np.errstate(over="ignore"):  # 1e300 is a finite JSON number that overflows float32
-                x = np.asarray(features, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise InvalidFeaturesError("features must be numbers") from exc
-        if x.ndim == 1:
-            x = x[None, :]
-        if x.ndim != 2:
-            raise InvalidFeaturesError(f"features must be a vector or an N×{self.input_dim} batch")
-        if x.shape[1] != self.input_dim:
-            raise InvalidFeaturesError(f"features must have {self.input_dim} numbers, got {x.shape[1]}")
-        finite = np.isfinite(x)
-        if not finite.all():
-            row, col = (int(i) for i in np.argwhere(~finite)[0])
-            where = f"features[{col}]" if x.shape[0] == 1 else f"features[{row}][{col}]"
-            original = np.asarray(features, dtype=np.float64).reshape(x.shape)[row, col]
-            if np.isfinite(original):
-                raise InvalidFeaturesError(f"{where} is outside the float32 range (±3.4e38)", field=where)
-            raise InvalidFeaturesError(f"{where} is not a finite number", field=where)
-        return x
-
     # --- forward -------------------------------------------------------------------------------------
 
     def forward(self, batch: F32) -> tuple[F32, F32]:
@@ -103,6 +75,8 @@ class Head:
         linear layer (W·(x/n) = (W·x)/n on the narrower output), activations work in place, and the sigmoid
         is computed as 0.5·tanh(x/2)+0.5, which cannot overflow and needs no ``np.errstate`` context.
         """
+        if batch.ndim != 2 or batch.shape[1] != self.input_dim:
+            raise ValueError(f"expected a [N, {self.input_dim}] batch, got shape {batch.shape}")
         if batch.shape[0] == 1:
             scores = self._forward_vector(batch[0])[None, :]
         else:
@@ -118,7 +92,7 @@ class Head:
         if self.input_normalization == "l2":
             squared = float(np.dot(x, x))
             if squared <= 0.0:
-                raise InvalidFeaturesError("features must not be all zeros (cannot L2-normalize)")
+                raise ValueError("cannot L2-normalise an all-zero vector")
             scale = 1.0 / math.sqrt(squared)
         h = np.dot(x, self._linears[0][0])
         if scale != 1.0:
@@ -130,7 +104,7 @@ class Head:
         if self.input_normalization == "l2":
             squared = np.einsum("ij,ij->i", x, x)
             if not (squared > 0).all():
-                raise InvalidFeaturesError("features must not be all zeros (cannot L2-normalize)")
+                raise ValueError("cannot L2-normalise an all-zero vector")
             scale = (1.0 / np.sqrt(squared))[:, None]
         h = x @ self._linears[0][0]
         if scale is not None:
@@ -163,12 +137,8 @@ class Head:
             np.exp(x, out=x)
             x /= x.sum(axis=-1, keepdims=True)
 
-    def predict(self, features: Sequence[float] | npt.ArrayLike) -> list[Prediction]:
-        """Validate, run and package one vector or a batch."""
-        return self.predict_batch(self.as_batch(features))
-
-    def predict_batch(self, batch: F32) -> list[Prediction]:
-        """Run and package an already validated ``[N, input_dim]`` batch."""
+    def predict(self, batch: F32) -> list[Prediction]:
+        """Run and package a validated ``[N, input_dim]`` float32 batch."""
         scores, probabilities = self.forward(batch)
         return [
             Prediction(self.classes, tuple(s.tolist()), tuple(p.tolist()))

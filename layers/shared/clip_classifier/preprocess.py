@@ -30,6 +30,7 @@ import numpy.typing as npt
 from pi_heif import register_heif_opener
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .arrays import F32
 from .exceptions import (
     CorruptImageError,
     EmptyImageError,
@@ -38,6 +39,7 @@ from .exceptions import (
     UnsupportedImageError,
 )
 from .manifest import ImageTransform
+from .settings import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
 
 # HEIC/HEIF (iPhone photos): a hard dependency of the image runtime, registered once per process.
 register_heif_opener()
@@ -59,13 +61,12 @@ _DECODE_ERRORS = (
 Mode = Literal["auto", "exact", "fast"]
 #: Beyond this ratio of resized long side to crop, only the part that survives the crop is resampled.
 MAX_ASPECT = 16
-F32 = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True, slots=True)
 class ImageLimits:
-    max_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 40_000_000
+    max_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,16 +1,20 @@
-"""The DynamoDB item: one classification result (or failure, or deletion marker) per ``pictureId``."""
+"""The DynamoDB item: one classification result (or failure, or deletion marker) per ``pictureId``.
+
+This is the storage contract only. It holds internal fields (the S3 ``sequencer`` that orders writes, the
+TTL attribute ``expiresAt``) that clients never see: the API answers with
+:class:`~.api_models.Classification`, converted in :mod:`.scoring`.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field
 
-from .head import Prediction
+from .results import CamelModel, ResultFields
 
-Status = Literal["classified", "failed", "deleted"]
+ItemStatus = Literal["classified", "failed", "deleted"]
 
 #: S3 sequencers are hex strings of varying length; left-padded to this width they compare as numbers.
 SEQUENCER_WIDTH = 40
@@ -27,16 +31,17 @@ def normalize_sequencer(sequencer: str) -> str:
     return value.rjust(SEQUENCER_WIDTH, "0")
 
 
-class _Camel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+class _Stored(CamelModel):
+    # Items written by an older version may carry attributes this one no longer knows.
+    model_config = ConfigDict(extra="ignore")
 
 
-class ErrorInfo(_Camel):
+class ErrorInfo(_Stored):
     code: str
     message: str
 
 
-class SourceInfo(_Camel):
+class SourceInfo(_Stored):
     type: Literal["api", "s3"]
     bucket: str | None = None
     key: str | None = None
@@ -46,9 +51,9 @@ class SourceInfo(_Camel):
     event_time: str | None = None
 
 
-class ClassificationRecord(_Camel):
+class ClassificationItem(_Stored):
     picture_id: str = Field(min_length=1)
-    status: Status
+    status: ItemStatus
     classes: list[str] | None = None
     probabilities: dict[str, float] | None = None
     scores: dict[str, float] | None = None
@@ -69,22 +74,16 @@ class ClassificationRecord(_Camel):
     def classified(
         cls,
         picture_id: str,
-        prediction: Prediction,
+        result: ResultFields,
         *,
-        head_version: str,
         source: SourceInfo,
         embedder_version: str | None = None,
         sequencer: str | None = None,
-    ) -> ClassificationRecord:
+    ) -> ClassificationItem:
         return cls(
             picture_id=picture_id,
             status="classified",
-            classes=list(prediction.classes),
-            probabilities=dict(zip(prediction.classes, prediction.probabilities, strict=True)),
-            scores=dict(zip(prediction.classes, prediction.scores, strict=True)),
-            top_label=prediction.top_label,
-            top_probability=prediction.top_probability,
-            head_version=head_version,
+            **dict(result),
             embedder_version=embedder_version,
             source=source,
             sequencer=sequencer,
@@ -93,7 +92,7 @@ class ClassificationRecord(_Camel):
     @classmethod
     def failed(
         cls, picture_id: str, *, code: str, message: str, source: SourceInfo, sequencer: str | None = None
-    ) -> ClassificationRecord:
+    ) -> ClassificationItem:
         return cls(
             picture_id=picture_id,
             status="failed",

@@ -1,4 +1,4 @@
-"""DynamoDB adapter for :class:`ClassificationRecord` items (table keyed by ``pictureId``).
+"""DynamoDB adapter for :class:`ClassificationItem` items (table keyed by ``pictureId``).
 
 Floats are written as ``Decimal`` built from the shortest string that round-trips the float32 value, so
 boto3's strict decimal context never raises ``Inexact``/``Rounded``. Writes that come from S3 events are
@@ -8,23 +8,23 @@ conditional on the event ``sequencer``: a duplicate or older event never overwri
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import BotoCoreError, ClientError
 
-from .aws import error_code, is_transient
+from .aws import AWS_ERRORS, ErrorFamily, aws_error, error_code
 from .exceptions import ResultsStoreError, TransientResultsStoreError
-from .records import ClassificationRecord
+from .records import ClassificationItem
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
+_ERRORS = ErrorFamily(other=ResultsStoreError, transient=TransientResultsStoreError)
 
 #: Keep deletion markers this long so late, out-of-order creates for a deleted key are still recognised.
 TOMBSTONE_SECONDS = 30 * 24 * 3600
@@ -55,49 +55,31 @@ def _from_dynamo(value: Any) -> Any:
     return value
 
 
-def serialize(record: ClassificationRecord) -> dict[str, Any]:
+def serialize(record: ClassificationItem) -> dict[str, Any]:
     plain = _to_dynamo(record.model_dump(by_alias=True, exclude_none=True))
     return {k: _serializer.serialize(v) for k, v in plain.items()}
 
 
-def deserialize(item: dict[str, Any]) -> ClassificationRecord:
+def deserialize(item: dict[str, Any]) -> ClassificationItem:
     plain = {k: _from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
-    return ClassificationRecord.model_validate(plain)
+    return ClassificationItem.model_validate(plain)
 
 
 class ResultsStore:
     """Reads and writes classification results. Accepts an injected low-level DynamoDB client."""
 
-    def __init__(
-        self,
-        table_name: str,
-        client: DynamoDBClient | Callable[[], DynamoDBClient] | None = None,
-    ) -> None:
-        if not table_name:
-            raise ResultsStoreError("no results table configured (set RESULTS_TABLE)")
+    def __init__(self, table_name: str, client: DynamoDBClient) -> None:
         self.table_name = table_name
-        self._factory = client
-        self._client: DynamoDBClient | None = None
+        self.client = client
 
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            factory = self._factory
-            if factory is None:
-                from .aws import dynamodb_client
-
-                factory = dynamodb_client
-            self._client = factory() if callable(factory) else factory
-        return self._client
-
-    def put(self, record: ClassificationRecord) -> None:
+    def put(self, record: ClassificationItem) -> None:
         """Unconditional write (API results)."""
         try:
             self.client.put_item(TableName=self.table_name, Item=serialize(record))
-        except (ClientError, BotoCoreError) as exc:
-            raise self._map(exc, "write") from exc
+        except AWS_ERRORS as exc:
+            raise self._error(exc, "write") from exc
 
-    def put_if_newer(self, record: ClassificationRecord) -> bool:
+    def put_if_newer(self, record: ClassificationItem) -> bool:
         """Write unless the table already holds a result from the same or a later S3 event.
 
         Returns ``False`` when the write was skipped as a duplicate or out-of-order delivery.
@@ -114,15 +96,13 @@ class ResultsStore:
                 ExpressionAttributeNames={"#seq": "sequencer"},
                 ExpressionAttributeValues={":seq": {"S": record.sequencer}},
             )
-        except ClientError as exc:
+        except AWS_ERRORS as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False
-            raise self._map(exc, "write") from exc
-        except BotoCoreError as exc:
-            raise self._map(exc, "write") from exc
+            raise self._error(exc, "write") from exc
         return True
 
-    def put_many(self, records: Sequence[ClassificationRecord]) -> None:
+    def put_many(self, records: Sequence[ClassificationItem]) -> None:
         """Batch write (API batches), retrying unprocessed items with backoff."""
         for start in range(0, len(records), 25):
             requests: list[Any] = [
@@ -131,8 +111,8 @@ class ResultsStore:
             for attempt in range(6):
                 try:
                     response = self.client.batch_write_item(RequestItems={self.table_name: requests})
-                except (ClientError, BotoCoreError) as exc:
-                    raise self._map(exc, "write") from exc
+                except AWS_ERRORS as exc:
+                    raise self._error(exc, "write") from exc
                 requests = list(response.get("UnprocessedItems", {}).get(self.table_name, []))
                 if not requests:
                     break
@@ -142,19 +122,17 @@ class ResultsStore:
                     f"results table {self.table_name} kept throttling a batch write ({len(requests)} items left)"
                 )
 
-    def get(self, picture_id: str) -> ClassificationRecord | None:
+    def get(self, picture_id: str) -> ClassificationItem | None:
         try:
             response = self.client.get_item(
                 TableName=self.table_name, Key={"pictureId": {"S": picture_id}}, ConsistentRead=True
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise self._map(exc, "read") from exc
+        except AWS_ERRORS as exc:
+            raise self._error(exc, "read") from exc
         item = response.get("Item")
         return deserialize(item) if item else None
 
-    def _map(self, exc: BaseException, verb: str) -> ResultsStoreError:
-        if is_transient(exc):
-            return TransientResultsStoreError(
-                f"results table {self.table_name} unavailable for {verb}: {exc}"
-            )
-        return ResultsStoreError(f"cannot {verb} results table {self.table_name}: {exc}")
+    def _error(self, exc: BaseException, action: str) -> ResultsStoreError:
+        error = aws_error(exc, _ERRORS, action=action, target=f"results table {self.table_name}")
+        assert isinstance(error, ResultsStoreError)
+        return error

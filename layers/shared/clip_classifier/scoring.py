@@ -2,83 +2,68 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from .api_models import EmbedderInfo, FeatureItem, ModelInfo, ScoreResult
-from .exceptions import InvalidFeaturesError, ResultNotFoundError
-from .head import Head
-from .records import ClassificationRecord, SourceInfo
+from .api_models import (
+    BatchScoreResponse,
+    Classification,
+    EmbedderInfo,
+    ImageTransformInfo,
+    ModelInfo,
+    ScoreRequest,
+    ScoreResult,
+)
+from .exceptions import ResultNotFoundError
+from .manifest import ModelManifest
+from .records import ClassificationItem, SourceInfo
+from .results import ResultFields
 from .results_store import ResultsStore
+from .score_request import validate_score_request
 from .weights_cache import WeightsCache
+
+#: What a stored item shows clients: everything but the internal ordering and TTL attributes.
+PUBLIC_ITEM_FIELDS = set(Classification.model_fields)
 
 
 class ScoringService:
-    def __init__(self, weights: WeightsCache, store: ResultsStore, *, max_batch_items: int = 100) -> None:
+    def __init__(
+        self, weights: WeightsCache, store: ResultsStore, *, max_batch_items: int, embedder: EmbedderInfo
+    ) -> None:
         self.weights = weights
         self.store = store
         self.max_batch_items = max_batch_items
+        self.embedder = embedder
 
-    def score(self, entries: list[FeatureItem], *, batch: bool) -> list[ScoreResult]:
-        """Validate every entry first, then score all of them at once and store those with a pictureId.
+    def score(self, request: ScoreRequest) -> ScoreResult | BatchScoreResponse:
+        """Validate the whole request, score it at once, then store the entries that have a pictureId.
 
         Nothing is written unless the whole request is valid.
         """
-        if len(entries) > self.max_batch_items:
-            raise InvalidFeaturesError(
-                f"items must have at most {self.max_batch_items} entries, got {len(entries)}", field="items"
-            )
         head = self.weights.get()
-        rows = []
-        for i, entry in enumerate(entries):
-            prefix = f"items[{i}]." if batch else ""
-            try:
-                rows.append(head.as_batch(entry.features))
-            except InvalidFeaturesError as exc:
-                raise InvalidFeaturesError(f"{prefix}{exc.message}", field=f"{prefix}{exc.field}") from exc
-        seen: set[str] = set()
-        for i, entry in enumerate(entries):
-            if entry.picture_id is not None:
-                if entry.picture_id in seen:
-                    raise InvalidFeaturesError(
-                        f"items[{i}].pictureId '{entry.picture_id}' appears more than once in the batch",
-                        field=f"items[{i}].pictureId",
-                    )
-                seen.add(entry.picture_id)
-
-        predictions = head.predict_batch(np.concatenate(rows))
-        records = [
-            ClassificationRecord.classified(
-                e.picture_id, p, head_version=head.version, source=SourceInfo(type="api")
-            )
-            for e, p in zip(entries, predictions, strict=True)
-            if e.picture_id is not None
+        batch = validate_score_request(request, head, max_items=self.max_batch_items)
+        predictions = head.predict(batch.features)
+        fields = [ResultFields.from_prediction(p, head_version=head.version) for p in predictions]
+        items = [
+            ClassificationItem.classified(picture_id, result, source=SourceInfo(type="api"))
+            for picture_id, result in zip(batch.picture_ids, fields, strict=True)
+            if picture_id is not None
         ]
-        if len(records) == 1:
-            self.store.put(records[0])
-        elif records:
-            self.store.put_many(records)
-        return [
-            ScoreResult(
-                picture_id=e.picture_id,
-                classes=list(p.classes),
-                probabilities=dict(zip(p.classes, p.probabilities, strict=True)),
-                scores=dict(zip(p.classes, p.scores, strict=True)),
-                top_label=p.top_label,
-                top_probability=p.top_probability,
-                head_version=head.version,
-                stored=e.picture_id is not None,
-            )
-            for e, p in zip(entries, predictions, strict=True)
+        if len(items) == 1:
+            self.store.put(items[0])
+        elif items:
+            self.store.put_many(items)
+        results = [
+            ScoreResult(**dict(result), picture_id=picture_id, stored=picture_id is not None)
+            for picture_id, result in zip(batch.picture_ids, fields, strict=True)
         ]
+        return BatchScoreResponse(items=results) if batch.is_batch else results[0]
 
-    def get(self, picture_id: str) -> ClassificationRecord:
-        record = self.store.get(picture_id)
-        if record is None:
+    def get(self, picture_id: str) -> Classification:
+        item = self.store.get(picture_id)
+        if item is None:
             raise ResultNotFoundError(f"no classification for pictureId '{picture_id}'")
-        return record
+        return Classification.model_validate(item.model_dump(include=PUBLIC_ITEM_FIELDS))
 
-    def model_info(self, embedder: EmbedderInfo | None = None) -> ModelInfo:
-        head: Head = self.weights.get()
+    def model_info(self) -> ModelInfo:
+        head = self.weights.get()
         return ModelInfo(
             classes=list(head.classes),
             input_dim=head.input_dim,
@@ -87,5 +72,18 @@ class ScoringService:
             head_type=head.head_type,
             head_version=head.version,
             max_batch_items=self.max_batch_items,
-            embedder=embedder,
+            embedder=self.embedder,
         )
+
+
+def describe_embedder(manifest: ModelManifest) -> EmbedderInfo:
+    """The API's description of the image embedder, from its manifest."""
+    return EmbedderInfo(
+        model_id=manifest.model_id,
+        revision=manifest.revision,
+        random_init=manifest.random_init,
+        model_sha256=manifest.model_sha256,
+        output_dim=manifest.output_dim,
+        quantization=manifest.quantization,
+        transform=ImageTransformInfo(**manifest.transform.model_dump()),
+    )

@@ -1,87 +1,140 @@
-"""The one place configuration is read.
+"""Per-function configuration: ``template.yaml`` Parameters/Globals → environment → a settings object.
 
-``template.yaml`` Parameters/Globals become environment variables; :func:`load_settings` turns them into a
-validated :class:`Settings`. An explicit keyword argument beats the environment, so tests and the local
-stack pass what they need without touching ``os.environ``.
+Each function reads exactly the variables it uses, named after the field in upper case
+(``results_table`` ← ``RESULTS_TABLE``). Required fields have no default, so a function whose environment
+lacks one fails at cold start with the variable's name (:func:`load_settings`). An empty variable counts as
+unset. Tests and the local stack build settings objects directly with keyword arguments, which beat the
+environment.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 from .exceptions import ConfigurationError
 
-# Environment variable for each field; the field name is the keyword argument.
-ENV_NAMES: dict[str, str] = {
-    "results_table": "RESULTS_TABLE",
-    "weights_uri": "WEIGHTS_URI",
-    "weights_refresh_seconds": "WEIGHTS_REFRESH_SECONDS",
-    "cache_dir": "CACHE_DIR",
-    "max_batch_items": "MAX_BATCH_ITEMS",
-    "max_body_bytes": "MAX_BODY_BYTES",
-    "model_path": "MODEL_PATH",
-    "manifest_path": "MANIFEST_PATH",
-    "max_image_bytes": "MAX_IMAGE_BYTES",
-    "max_image_pixels": "MAX_IMAGE_PIXELS",
-    "key_prefix": "KEY_PREFIX",
-    "key_suffixes": "KEY_SUFFIXES",
-    "preprocess_mode": "PREPROCESS_MODE",
-    "intra_op_threads": "INTRA_OP_THREADS",
-}
+#: Lambda's only writable place; both functions keep the head weights here.
+DEFAULT_CACHE_DIR = Path("/tmp/clip-classifier")  # noqa: S108 - Lambda's /tmp
+#: Upload limits (template parameters MaxImageBytes / MaxImagePixels default to the same values).
+DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+
+CommaSeparated = Annotated[tuple[str, ...], NoDecode]
 
 
-class Settings(BaseModel):
-    """Validated configuration of both functions (each uses the part it needs)."""
+def _split(value: Any, *, lower: bool = False) -> Any:
+    if isinstance(value, str):
+        parts = (s.strip() for s in value.split(","))
+        return tuple(p.lower() if lower else p for p in parts if p)
+    return value
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    results_table: str = Field(default="", description="DynamoDB table of classification results.")
-    weights_uri: str = Field(default="", description="s3://bucket/key or a local path of the head weights.")
+#: The variables :func:`load_settings` was given, read instead of ``os.environ`` while it builds.
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("clip_classifier_environ", default=None)
+
+
+class _EnvironSource(EnvSettingsSource):
+    """pydantic-settings' environment source over an explicit mapping when one is given, so both paths
+    parse values identically."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _ENVIRON.get()
+        return parse_env_vars(
+            os.environ if environ is None else environ,
+            self.case_sensitive,
+            self.env_ignore_empty,
+            self.env_parse_none_str,
+        )
+
+
+class FunctionSettings(BaseSettings):
+    """What both functions need: the results table and the head weights."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_ignore_empty=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Keyword arguments, then the environment; no .env files or secret directories on Lambda.
+        return (init_settings, _EnvironSource(settings_cls))
+
+    results_table: str = Field(min_length=1, description="DynamoDB table of classification results.")
+    weights_uri: str = Field(min_length=1, description="s3://bucket/key or a local path of the head.")
     weights_refresh_seconds: float = Field(default=300.0, ge=0)
-    cache_dir: Path = Path("/tmp/clip-classifier")  # noqa: S108 - Lambda's only writable place
+    cache_dir: Path = DEFAULT_CACHE_DIR
+
+
+class ScoreSettings(FunctionSettings):
+    """The feature-scoring API (zip function)."""
+
     max_batch_items: int = Field(default=100, ge=1, le=1000)
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
-    model_path: Path = Path("model/model.onnx")
-    manifest_path: Path | None = None
-    max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
-    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    #: The manifest of the image embedder the upload function runs, so ``GET /v1/model`` can name the model
+    #: whose features the head expects. ``sam build`` copies it into the function (Makefile, MODEL_DIR).
+    embedder_manifest: Path
+    cors_allow_origins: CommaSeparated = ()
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        return _split(value)
+
+
+class UploadSettings(FunctionSettings):
+    """The S3 upload classifier (container image). The manifest is read from beside the model."""
+
+    model_path: Path
+    max_image_bytes: int = Field(default=DEFAULT_MAX_IMAGE_BYTES, ge=1)
+    max_image_pixels: int = Field(default=DEFAULT_MAX_IMAGE_PIXELS, ge=1)
     key_prefix: str = ""
-    key_suffixes: tuple[str, ...] = ()
+    key_suffixes: CommaSeparated = ()
     preprocess_mode: Literal["auto", "exact", "fast"] = "auto"
     intra_op_threads: int = Field(default=0, ge=0, description="0 = the CPUs this process may use.")
 
     @field_validator("key_suffixes", mode="before")
     @classmethod
-    def _split_suffixes(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(s.strip().lower() for s in value.split(",") if s.strip())
-        return value
-
-    def require(self, *names: str) -> None:
-        """Fail clearly when a setting a function needs is empty."""
-        missing = [ENV_NAMES[n] for n in names if not getattr(self, n)]
-        if missing:
-            raise ConfigurationError(f"missing required setting(s): {', '.join(missing)}")
-
-    @property
-    def resolved_manifest_path(self) -> Path:
-        return self.manifest_path or self.model_path.with_name("manifest.json")
+    def _suffixes(cls, value: Any) -> Any:
+        return _split(value, lower=True)
 
 
-def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-    """Build settings from ``environ`` (default ``os.environ``); keyword arguments win."""
-    env = os.environ if environ is None else environ
-    values: dict[str, Any] = {f: env[e] for f, e in ENV_NAMES.items() if env.get(e, "") != ""}
-    values.update({k: v for k, v in overrides.items() if v is not None})
+S = TypeVar("S", bound=FunctionSettings)
+
+
+def load_settings(cls: type[S], environ: Mapping[str, str] | None = None) -> S:
+    """``cls`` from ``environ`` (default: the process environment), or a :class:`ConfigurationError`
+    naming every variable that is missing or malformed.
+
+    An explicit mapping is read alone — the process environment is not consulted — so the local stack and
+    tests configure a function from the template's variables without touching ``os.environ``.
+    """
+    token = _ENVIRON.set(environ)
     try:
-        return Settings(**values)
+        return cls()  # type: ignore[call-arg]  # required fields come from the environment
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{ENV_NAMES.get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigurationError(f"invalid settings: {problems}") from exc
+        problems = []
+        for err in exc.errors(include_url=False):
+            name = str(err["loc"][0]).upper() if err["loc"] else "environment"
+            problems.append(f"{name} is required" if err["type"] == "missing" else f"{name}: {err['msg']}")
+        raise ConfigurationError(f"invalid configuration: {'; '.join(problems)}") from exc
+    finally:
+        _ENVIRON.reset(token)

@@ -16,35 +16,24 @@ dead-letter queue, from which ``python -m clip_classifier.redrive`` replays it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-import numpy as np
-from botocore.exceptions import BotoCoreError, ClientError
-
-from .aws import error_code, is_denied, is_not_found, is_transient
+from .arrays import F32
 from .embedder import Embedder
-from .exceptions import (
-    ConfigurationError,
-    ImageError,
-    ImageTooLargeError,
-    SourceAccessDeniedError,
-    SourceObjectError,
-    TransientSourceError,
-)
+from .exceptions import ConfigurationError, ImageError
 from .object_stream import ObjectStream
 from .picture_id import picture_id_for_key
-from .preprocess import F32, Preprocessor
-from .records import ClassificationRecord, SourceInfo
+from .preprocess import Preprocessor
+from .records import ClassificationItem, SourceInfo
+from .results import ResultFields
 from .results_store import ResultsStore
 from .s3_events import ObjectEvent
+from .s3_source import S3ObjectSource
 from .weights_cache import WeightsCache
 
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-
-Status = Literal["classified", "failed", "deleted", "duplicate", "superseded", "ignored"]
+#: What happened to one S3 record (the item's own status is :data:`~.records.ItemStatus`).
+OutcomeStatus = Literal["classified", "failed", "deleted", "duplicate", "superseded", "ignored"]
 STAGES = ("download", "decode", "embed", "head", "store")
 
 
@@ -52,7 +41,7 @@ STAGES = ("download", "decode", "embed", "head", "store")
 class Outcome:
     picture_id: str
     key: str
-    status: Status
+    status: OutcomeStatus
     code: str | None = None
     top_label: str | None = None
     #: Milliseconds per stage (download, decode, embed, head, store) for the metrics.
@@ -80,7 +69,7 @@ class UploadClassifier:
     def __init__(
         self,
         *,
-        s3: S3Client | Callable[[], S3Client],
+        source: S3ObjectSource,
         store: ResultsStore,
         weights: WeightsCache,
         embedder: Embedder,
@@ -88,20 +77,13 @@ class UploadClassifier:
         key_prefix: str = "",
         key_suffixes: tuple[str, ...] = (),
     ) -> None:
-        self._s3_source = s3
-        self._s3: S3Client | None = None
+        self.source = source
         self.store = store
         self.weights = weights
         self.embedder = embedder
         self.preprocessor = preprocessor
         self.key_prefix = key_prefix
         self.key_suffixes = tuple(s.lower() for s in key_suffixes)
-
-    @property
-    def s3(self) -> S3Client:
-        if self._s3 is None:
-            self._s3 = self._s3_source() if callable(self._s3_source) else self._s3_source
-        return self._s3
 
     def wanted(self, key: str) -> bool:
         if self.key_prefix and not key.startswith(self.key_prefix):
@@ -122,7 +104,7 @@ class UploadClassifier:
             event_time=event.event_time,
         )
         if event.kind == "removed":
-            marker = ClassificationRecord(
+            marker = ClassificationItem(
                 picture_id=picture_id, status="deleted", source=source, sequencer=event.normalized_sequencer
             )
             written = self.store.put_if_newer(marker)
@@ -137,7 +119,7 @@ class UploadClassifier:
                 f"the embedder outputs {self.embedder.output_dim} values but the head expects {head.input_dim}"
             )
         try:
-            stream = self._open(event)
+            stream = self.source.open(event)
             watch.lap("download")
             if stream is None:
                 return Outcome(picture_id, event.key, "superseded", timings_ms=watch.timings)
@@ -147,7 +129,7 @@ class UploadClassifier:
             # Decoding overlapped the transfer; time spent waiting for bytes is the download's.
             watch.move("decode", "download", stream.wait_ms)
         except ImageError as exc:
-            failed = ClassificationRecord.failed(
+            failed = ClassificationItem.failed(
                 picture_id,
                 code=exc.code,
                 message=exc.message,
@@ -157,12 +139,11 @@ class UploadClassifier:
             return self._store(failed, event, watch, code=exc.code)
         embedding = self.embedder.embed(pixels)
         watch.lap("embed")
-        prediction = head.predict(np.asarray(embedding[0]))[0]
+        prediction = head.predict(embedding)[0]
         watch.lap("head")
-        classified = ClassificationRecord.classified(
+        classified = ClassificationItem.classified(
             picture_id,
-            prediction,
-            head_version=head.version,
+            ResultFields.from_prediction(prediction, head_version=head.version),
             embedder_version=self.embedder.version,
             source=source,
             sequencer=event.normalized_sequencer,
@@ -170,12 +151,12 @@ class UploadClassifier:
         return self._store(classified, event, watch, top_label=prediction.top_label)
 
     def _store(
-        self, record: ClassificationRecord, event: ObjectEvent, watch: _Stopwatch, **details: Any
+        self, record: ClassificationItem, event: ObjectEvent, watch: _Stopwatch, **details: Any
     ) -> Outcome:
         """Conditional write; a result from the same or a newer event already stored makes this a duplicate."""
         written = self.store.put_if_newer(record)
         watch.lap("store")
-        status: Status = "failed" if record.status == "failed" else "classified"
+        status: OutcomeStatus = "failed" if record.status == "failed" else "classified"
         return Outcome(
             record.picture_id,
             event.key,
@@ -189,45 +170,3 @@ class UploadClassifier:
         # Decoders stop at the image's end marker; reading on lets the SDK verify length and checksum.
         stream.drain()
         return pixels
-
-    def _open(self, event: ObjectEvent) -> ObjectStream | None:
-        """The object's body as a stream, or ``None`` if it changed or vanished.
-
-        A size over the limit is an :class:`ImageError`; access and transient errors raise.
-        """
-        pin: dict[str, Any] = {}
-        if event.version_id:
-            pin["VersionId"] = event.version_id
-        try:
-            meta = self.s3.head_object(Bucket=event.bucket, Key=event.key, **pin)
-        except (ClientError, BotoCoreError) as exc:
-            if is_not_found(exc):
-                return None
-            raise self._source_error(exc, event) from exc
-        etag = str(meta.get("ETag", "")).strip('"')
-        if event.etag and not event.version_id and etag != event.etag.strip('"'):
-            return None  # overwritten since this event; the newer event classifies the new content
-        size = int(meta.get("ContentLength", 0))
-        limit = self.preprocessor.limits.max_bytes
-        if size > limit:
-            raise ImageTooLargeError(f"image is {size} bytes; the limit is {limit}")
-        try:
-            # Pinned to the version, or to the ETag just seen: a concurrent overwrite cannot slip in.
-            condition: dict[str, Any] = pin or {"IfMatch": meta["ETag"]}
-            response = self.s3.get_object(Bucket=event.bucket, Key=event.key, **condition)
-        except (ClientError, BotoCoreError) as exc:
-            if is_not_found(exc) or (
-                isinstance(exc, ClientError) and error_code(exc) in ("PreconditionFailed", "412")
-            ):
-                return None
-            raise self._source_error(exc, event) from exc
-        return ObjectStream(response["Body"], where=f"s3://{event.bucket}/{event.key}", max_bytes=limit)
-
-    @staticmethod
-    def _source_error(exc: BaseException, event: ObjectEvent) -> SourceObjectError:
-        where = f"s3://{event.bucket}/{event.key}"
-        if is_denied(exc):
-            return SourceAccessDeniedError(f"no permission to read {where}")
-        if is_transient(exc):
-            return TransientSourceError(f"{where} is temporarily unavailable: {exc}")
-        return SourceObjectError(f"cannot read {where}: {exc}")

@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from .aws import is_denied, is_not_found, is_transient
+from .aws import AWS_ERRORS, ErrorFamily, aws_error
 from .exceptions import (
+    ConfigurationError,
     WeightsAccessDeniedError,
     WeightsError,
     WeightsNotFoundError,
@@ -41,6 +40,12 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 logger = logging.getLogger(__name__)
+_ERRORS = ErrorFamily(
+    other=WeightsError,
+    transient=WeightsUnavailableError,
+    denied=WeightsAccessDeniedError,
+    not_found=WeightsNotFoundError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,17 +74,16 @@ class WeightsCache:
         self,
         uri: str,
         *,
-        s3: S3Client | Callable[[], S3Client] | None = None,
-        cache_dir: Path = Path("/tmp/clip-classifier"),  # noqa: S108 - Lambda's only writable place
+        s3: S3Client | None,
+        cache_dir: Path,
         refresh_seconds: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not uri:
-            raise WeightsNotFoundError("no weights location configured (set WEIGHTS_URI)")
         self.uri = uri
         self.location = parse_s3_uri(uri)
-        self._s3_factory = s3
-        self._s3: S3Client | None = None
+        if self.location is not None and s3 is None:
+            raise ConfigurationError(f"weights location {uri} is in S3 but no S3 client was given")
+        self._s3 = s3
         self.cache_dir = cache_dir
         self.refresh_seconds = refresh_seconds
         self._clock = clock
@@ -104,10 +108,6 @@ class WeightsCache:
                 return self._head
             return self._refresh_from_s3(self.location)
 
-    @property
-    def etag(self) -> str | None:
-        return self._etag
-
     # --- local path ----------------------------------------------------------------------------------
 
     def _load_local(self, path: Path) -> Head:
@@ -122,13 +122,7 @@ class WeightsCache:
     # --- S3 ------------------------------------------------------------------------------------------
 
     def _client(self) -> S3Client:
-        if self._s3 is None:
-            factory = self._s3_factory
-            if factory is None:
-                from .aws import s3_client
-
-                factory = s3_client
-            self._s3 = factory() if callable(factory) else factory
+        assert self._s3 is not None  # checked in __init__ for S3 locations
         return self._s3
 
     def _refresh_from_s3(self, loc: S3Location) -> Head:
@@ -151,8 +145,8 @@ class WeightsCache:
     def _head_etag(self, loc: S3Location) -> str:
         try:
             response = self._client().head_object(Bucket=loc.bucket, Key=loc.key)
-        except (ClientError, BotoCoreError) as exc:
-            raise self._map_error(exc, loc) from exc
+        except AWS_ERRORS as exc:
+            raise aws_error(exc, _ERRORS, action="read", target=f"weights object {loc}") from exc
         return str(response["ETag"]).strip('"')
 
     def _cache_path(self, loc: S3Location, etag: str) -> Path:
@@ -177,8 +171,8 @@ class WeightsCache:
         try:
             response = self._client().get_object(Bucket=loc.bucket, Key=loc.key)
             raw = response["Body"].read()
-        except (ClientError, BotoCoreError) as exc:
-            raise self._map_error(exc, loc) from exc
+        except AWS_ERRORS as exc:
+            raise aws_error(exc, _ERRORS, action="read", target=f"weights object {loc}") from exc
         self.downloads += 1
         etag = str(response["ETag"]).strip('"')
         head = Head(parse_weights(raw, location=str(loc)))  # verify before anything touches the disk
@@ -204,12 +198,3 @@ class WeightsCache:
         except OSError as exc:
             # /tmp full or read-only: the verified head is in memory and serves; only the disk copy is lost.
             logger.warning("could not cache weights on disk", extra={"path": str(target), "error": str(exc)})
-
-    def _map_error(self, exc: BaseException, loc: S3Location) -> WeightsError:
-        if is_not_found(exc):
-            return WeightsNotFoundError(f"weights object {loc} does not exist")
-        if is_denied(exc):
-            return WeightsAccessDeniedError(f"no permission to read weights object {loc}")
-        if is_transient(exc):
-            return WeightsUnavailableError(f"weights object {loc} is temporarily unavailable: {exc}")
-        return WeightsError(f"cannot read weights object {loc}: {exc}")

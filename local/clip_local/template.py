@@ -119,8 +119,11 @@ def resolve(template: dict[str, Any], value: Any) -> Any:
 
 
 def function_environment(template: dict[str, Any], logical_id: str) -> dict[str, str]:
-    """A function's own environment variables whose values the template fixes (parameters at defaults)."""
-    variables = resource(template, logical_id)["Properties"].get("Environment", {}).get("Variables", {})
+    """A function's environment as deployed — Globals, then its own variables — where the template fixes
+    the value (parameters at their defaults); references to resources are left for the caller to set."""
+    global_vars = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    own = resource(template, logical_id)["Properties"].get("Environment", {}).get("Variables", {})
+    variables = {**global_vars, **own}
     env = {}
     for name, value in variables.items():
         resolved = resolve(template, value)

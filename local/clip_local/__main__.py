@@ -11,12 +11,14 @@ import argparse
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
+from clip_classifier.manifest import load_manifest
 from clip_classifier.picture_id import picture_id_for_key
-from clip_classifier.records import ClassificationRecord
+from clip_classifier.records import ClassificationItem
 
-from .paths import REPO_ROOT, TINY_MODEL_DIR
+from .paths import REPO_ROOT, default_model_dir
 from .stack import LocalStack, local_stack
 
 DEFAULT_IMAGES = REPO_ROOT / "tests" / "fixtures" / "images"
@@ -30,19 +32,19 @@ def progress(done: int, total: int, label: str, width: int = 30) -> None:
     sys.stderr.flush()
 
 
-def classify_folder(stack: LocalStack, folder: Path) -> list[tuple[str, ClassificationRecord | None]]:
+def classify_folder(stack: LocalStack, folder: Path) -> list[tuple[str, ClassificationItem | None]]:
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     results = []
     for i, path in enumerate(files, 1):
         progress(i - 1, len(files), path.name)
-        stack.upload(path.name, path.read_bytes())
+        stack.upload_file(path.name, path.read_bytes())
         picture_id = picture_id_for_key(stack.key_prefix + path.name, stack.key_prefix)
         results.append((path.name, stack.result(picture_id)))
     progress(len(files), len(files), "done")
     return results
 
 
-def render(results: list[tuple[str, ClassificationRecord | None]]) -> str:
+def render(results: list[tuple[str, ClassificationItem | None]]) -> str:
     lines = [f"{'file':<28} {'status':<11} {'top label':<14} {'p(top)':>7}  detail", "-" * 96]
     for name, record in results:
         if record is None:
@@ -66,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model-dir",
         type=Path,
-        default=TINY_MODEL_DIR / "int8",
-        help="folder with model.onnx + manifest.json (default: the tiny test model)",
+        default=None,
+        help="folder with model.onnx + manifest.json (default: the ViT-B/32 of 'make model' if exported, "
+        "else the tiny test model)",
     )
     parser.add_argument("--port", type=int, default=3000, help="port of the local API (default 3000)")
     parser.add_argument("--moto-port", type=int, default=5000, help="port of the moto server (default 5000)")
@@ -77,19 +80,31 @@ def main(argv: list[str] | None = None) -> int:
         "--verbose", action="store_true", help="show the functions' JSON logs and EMF metrics"
     )
     args = parser.parse_args(argv)
+    model_dir: Path = args.model_dir or default_model_dir()
+    manifest = load_manifest(model_dir / "manifest.json")
+    if not args.verbose:
+        # Powertools warns when an invocation published no metric (GET routes); noise for this table.
+        warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
     with local_stack(
         api_port=args.port,
         moto_port=args.moto_port,
         api_key=args.api_key,
-        model_dir=args.model_dir,
+        model_dir=model_dir,
         quiet=not args.verbose,
     ) as stack:
         url = stack.api.url
         print(
-            f"moto (S3, DynamoDB, SQS) on {stack.endpoint}; table {stack.table}; weights {stack.weights_uri}"
+            f"moto (S3, DynamoDB, SQS) on {stack.aws.endpoint}; table {stack.table}; weights {stack.weights_uri}"
         )
-        print(f"model {args.model_dir}; uploads go to s3://{stack.upload_bucket}/{stack.key_prefix}")
+        print(
+            f"model {model_dir} ({manifest.model_id}, {manifest.quantization}); "
+            f"uploads go to s3://{stack.upload_bucket}/{stack.key_prefix}"
+        )
+        if manifest.random_init:
+            print(
+                "note: a randomly initialised model (run 'make model' for ViT-B/32): its labels mean nothing"
+            )
         if args.images:
             folder = Path(args.images).expanduser()
             print(f"classifying {folder} ...")

@@ -1,0 +1,42 @@
+"""The fields of a classification result, built from a :class:`~.head.Prediction` in one place.
+
+Both writers — the scoring API and the upload classifier — and both contracts — the API's responses and the
+DynamoDB item — take these fields from :meth:`ResultFields.from_prediction`, so a result reads the same
+wherever it comes from.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from .head import Prediction
+
+
+class CamelModel(BaseModel):
+    """camelCase on the wire and in DynamoDB, snake_case in Python."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class ResultFields(CamelModel):
+    classes: list[str]
+    #: Normalised probabilities (they sum to 1), by class.
+    probabilities: dict[str, float]
+    #: The final activation's raw outputs (sigmoid or softmax), by class.
+    scores: dict[str, float]
+    top_label: str
+    top_probability: float
+    #: ``content_sha256`` of the head that produced the result.
+    head_version: str
+
+    @classmethod
+    def from_prediction(cls, prediction: Prediction, *, head_version: str) -> ResultFields:
+        return cls(
+            classes=list(prediction.classes),
+            probabilities=dict(zip(prediction.classes, prediction.probabilities, strict=True)),
+            scores=dict(zip(prediction.classes, prediction.scores, strict=True)),
+            top_label=prediction.top_label,
+            top_probability=prediction.top_probability,
+            head_version=head_version,
+        )

@@ -1,0 +1,82 @@
+"""One builder per function: it makes the clients, cache, store and services once per container and
+passes them in. Nothing else creates them, and nothing finds them through a global.
+
+The handlers call these at cold start (``functions/*/app.py``); tests and the local stack call them with
+their own settings and clients.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .aws import AwsClients
+from .manifest import load_manifest
+from .results_store import ResultsStore
+from .scoring import ScoringService, describe_embedder
+from .settings import FunctionSettings, ScoreSettings, UploadSettings
+from .weights_cache import WeightsCache
+
+if TYPE_CHECKING:
+    from .upload_classifier import UploadClassifier
+
+
+def _weights(settings: FunctionSettings, clients: AwsClients) -> WeightsCache:
+    return WeightsCache(
+        settings.weights_uri,
+        s3=clients.s3,
+        cache_dir=settings.cache_dir,
+        refresh_seconds=settings.weights_refresh_seconds,
+    )
+
+
+@dataclass(frozen=True)
+class ScoreFunction:
+    settings: ScoreSettings
+    service: ScoringService
+
+
+def build_score_function(settings: ScoreSettings, clients: AwsClients) -> ScoreFunction:
+    """The scoring API's dependencies. The head is loaded at the first request that needs it."""
+    service = ScoringService(
+        _weights(settings, clients),
+        ResultsStore(settings.results_table, clients.dynamodb),
+        max_batch_items=settings.max_batch_items,
+        embedder=describe_embedder(load_manifest(settings.embedder_manifest)),
+    )
+    return ScoreFunction(settings, service)
+
+
+@dataclass(frozen=True)
+class UploadFunction:
+    settings: UploadSettings
+    classifier: UploadClassifier
+    #: How long building took (model load and verification, head download): the ModelLoadMs metric.
+    init_ms: float
+
+
+def build_upload_function(settings: UploadSettings, clients: AwsClients) -> UploadFunction:
+    """The upload pipeline with its model and head loaded and verified (the cold start)."""
+    # Imported here, not at the top: the zip function imports this module and must never load
+    # onnxruntime or Pillow, which only the container image ships.
+    from .embedder import Embedder
+    from .preprocess import ImageLimits, Preprocessor
+    from .s3_source import S3ObjectSource
+    from .upload_classifier import UploadClassifier
+
+    start = time.perf_counter()
+    embedder = Embedder(settings.model_path, threads=settings.intra_op_threads)
+    limits = ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    weights = _weights(settings, clients)
+    weights.get()  # load (and verify) the head now rather than inside the first record's timings
+    classifier = UploadClassifier(
+        source=S3ObjectSource(clients.s3, max_bytes=limits.max_bytes),
+        store=ResultsStore(settings.results_table, clients.dynamodb),
+        weights=weights,
+        embedder=embedder,
+        preprocessor=Preprocessor(embedder.manifest.transform, limits, mode=settings.preprocess_mode),
+        key_prefix=settings.key_prefix,
+        key_suffixes=settings.key_suffixes,
+    )
+    return UploadFunction(settings, classifier, init_ms=(time.perf_counter() - start) * 1000)

@@ -1,0 +1,21 @@
+"""Where the repository's pieces are (this package is only ever used from a checkout)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO_ROOT / "template.yaml"
+EVENTS_DIR = REPO_ROOT / "infra" / "events"
+OPENAPI_DOCUMENT = REPO_ROOT / "infra" / "openapi.json"
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+EXAMPLE_WEIGHTS = REPO_ROOT / "weights" / "example" / "example_head.json"
+TINY_MODEL_DIR = REPO_ROOT / "weights" / "models" / "tiny"
+#: Where ``make model`` exports openai/clip-vit-base-patch32 (and where ``sam build`` takes the model from).
+VIT_B_32_DIR = REPO_ROOT / "weights" / "models" / "vit-b-32"
+
+
+def default_model_dir() -> Path:
+    """The real ViT-B/32 once ``make model`` has exported it, else the tiny random test model."""
+    real = VIT_B_32_DIR / "int8"
+    return real if (real / "model.onnx").is_file() else TINY_MODEL_DIR / "int8"

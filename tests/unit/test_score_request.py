@@ -1,0 +1,83 @@
+"""The one validation step of score requests: every rule, with the field path it reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from clip_classifier.api_models import ScoreRequest
+from clip_classifier.exceptions import InvalidFeaturesError
+from clip_classifier.head import Head
+from clip_classifier.score_request import validate_score_request
+from clip_classifier.weights_format import parse_weights
+from clip_local.paths import EXAMPLE_WEIGHTS
+
+V = [0.1] * 512
+
+
+@pytest.fixture(scope="module")
+def head() -> Head:
+    return Head(parse_weights(EXAMPLE_WEIGHTS.read_bytes()))
+
+
+def check(head: Head, body: dict[str, Any], max_items: int = 100) -> Any:
+    return validate_score_request(ScoreRequest.model_validate(body), head, max_items=max_items)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"features": V[:-1]}, "features", "features must have 512 numbers, got 511"),
+        ({"features": [*V, 0.1]}, "features", "features must have 512 numbers, got 513"),
+        ({"features": V[:9] + [1e39] + V[10:]}, "features[9]", "features[9] is outside the float32 range"),
+        ({"features": [0.0] * 512}, "features", "features must not be all zeros"),
+        ({"features": [1e-30] * 512}, "features", "features must not be all zeros"),
+        ({"items": [{"features": V}] * 3}, "items", "items must have at most 2 entries, got 3"),
+        ({"items": [{"features": V}, {"features": V[:5]}]}, "items[1].features", "got 5"),
+        (
+            {"items": [{"features": V}, {"features": V[:3] + [-1e39] + V[4:]}]},
+            "items[1].features[3]",
+            "items[1].features[3] is outside the float32 range",
+        ),
+        (
+            {"items": [{"features": V}, {"features": [0.0] * 512}]},
+            "items[1].features",
+            "items[1].features must not be all zeros",
+        ),
+        (
+            {"items": [{"pictureId": "a", "features": V}, {"pictureId": "a", "features": V}]},
+            "items[1].pictureId",
+            "items[1].pictureId 'a' appears more than once in the batch",
+        ),
+    ],
+)
+def test_each_rule_names_the_field(head: Head, body: dict[str, Any], field: str, message: str) -> None:
+    with pytest.raises(InvalidFeaturesError) as info:
+        check(head, body, max_items=2)
+    assert info.value.field == field
+    assert message in info.value.message
+
+
+def test_a_valid_batch_becomes_one_float32_matrix_in_order(head: Head) -> None:
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(3, 512))
+    batch = check(
+        head,
+        {
+            "items": [
+                {"pictureId": "a", "features": rows[0].tolist()},
+                {"features": rows[1].tolist()},
+                {"pictureId": "c", "features": rows[2].tolist()},
+            ]
+        },
+    )
+    assert batch.is_batch and batch.picture_ids == ["a", None, "c"]
+    assert batch.features.dtype == np.float32 and batch.features.shape == (3, 512)
+    assert np.array_equal(batch.features, rows.astype(np.float32))
+
+
+def test_a_single_vector_is_a_one_row_batch(head: Head) -> None:
+    batch = check(head, {"pictureId": "p", "features": V})
+    assert not batch.is_batch and batch.picture_ids == ["p"] and batch.features.shape == (1, 512)
