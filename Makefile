@@ -6,8 +6,19 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 ARGS ?=
+# The exported model both deployables take: the container image copies it (template.yaml DockerBuildArgs)
+# and `sam build` copies its manifest into the scoring function (functions/score_features/Makefile).
+MODEL_ID ?= openai/clip-vit-base-patch32
+MODEL_OUT ?= weights/models/vit-b-32
 
-.PHONY: install local test test-export lint bench clean
+# Lock files: the Lambda platform (Python 3.12 on Amazon Linux 2023, x86_64), every file hashed.
+LOCK := $(VENV)/bin/uv pip compile pyproject.toml --python-version 3.12 \
+	--python-platform x86_64-manylinux_2_28 --generate-hashes --quiet
+# Wheels only, for that platform: what `sam build` and the image build would install.
+LAMBDA_WHEELS := --only-binary=:all: --implementation cp --python-version 3.12 \
+	--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64
+
+.PHONY: install local model test test-export lint lock lambda-wheels bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +29,11 @@ install: $(VENV)/.installed
 
 local: install
 	$(PY) -m clip_local $(ARGS)
+
+# openai/clip-vit-base-patch32 → $(MODEL_OUT)/{fp32,int8}: needs the Hugging Face hub once, and torch.
+model: install
+	$(PIP) install -q --disable-pip-version-check -e '.[dev,export]'
+	$(PY) weights/export_clip_onnx.py --model-id $(MODEL_ID) --out $(MODEL_OUT)
 
 test: install
 	$(PY) -m pytest -m "not export" -q
@@ -36,5 +52,23 @@ lint: install
 	$(VENV)/bin/mypy weights/export_mlp_weights.py weights/export_clip_onnx.py bench/
 	$(VENV)/bin/cfn-lint template.yaml
 
+# The SDK and what it brings, which the managed python3.12 runtime provides to zip functions: the layer
+# must not shadow them with other versions.
+RUNTIME_SDK := boto3 botocore s3transfer jmespath python-dateutil six urllib3
+
+# Recompile the deployables' lock files from pyproject.toml (needs the package index).
+lock: install
+	$(LOCK) $(foreach p,$(RUNTIME_SDK),--no-emit-package $(p)) -o layers/shared/requirements.txt
+	$(LOCK) --extra image -o functions/classify_upload/requirements.txt
+
+# Docker cannot run here: prove both locks resolve to Lambda-platform wheels with matching hashes, and
+# build the layer exactly as `sam build` does.
+lambda-wheels: install
+	rm -rf .lambda-wheels && mkdir -p .lambda-wheels
+	$(PIP) download -q --no-deps --require-hashes $(LAMBDA_WHEELS) \
+		-r functions/classify_upload/requirements.txt -d .lambda-wheels/image
+	$(MAKE) -f layers/shared/Makefile build-SharedLayer ARTIFACTS_DIR=$(CURDIR)/.lambda-wheels/layer \
+		PIP=$(PIP)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .lambda-wheels

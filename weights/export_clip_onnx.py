@@ -135,8 +135,15 @@ def load(args: argparse.Namespace) -> tuple[CLIPVisionModelWithProjection, Any, 
         )
         model.eval()
         return model, processor, f"random-init/{args.config}", f"seed-{args.seed}"
-    model = CLIPVisionModelWithProjection.from_pretrained(args.model_id, revision=args.revision)
-    processor = CLIPImageProcessor.from_pretrained(args.model_id, revision=args.revision)
+    try:
+        model = CLIPVisionModelWithProjection.from_pretrained(args.model_id, revision=args.revision)
+        processor = CLIPImageProcessor.from_pretrained(args.model_id, revision=args.revision)
+    except OSError as exc:  # what transformers raises when the hub is unreachable or the id is unknown
+        raise SystemExit(
+            f"cannot load {args.model_id}@{args.revision} from the Hugging Face hub ({type(exc).__name__}): "
+            "run this once where the hub is reachable, or pass --model-id a local checkpoint folder "
+            "(offline, --random-init --config vit-b-32 exports a stand-in whose labels mean nothing)"
+        ) from exc
     # A hub download knows its commit; a local checkpoint directory has none to report.
     local = Path(args.model_id).is_dir()
     revision = "local" if local else getattr(model.config, "_commit_hash", None) or args.revision

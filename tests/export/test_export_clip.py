@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -86,11 +87,11 @@ def test_an_embedder_that_does_not_fit_the_head_is_refused(tmp_path: Path) -> No
 
     export("tiny-l14", tmp_path)
     embedder = Embedder(tmp_path / "int8" / "model.onnx")
-    weights = WeightsCache(str(EXAMPLE_WEIGHTS))
+    weights = WeightsCache(str(EXAMPLE_WEIGHTS), s3=None, cache_dir=tmp_path / "cache")
     assert isinstance(weights.get(), Head)
     classifier = UploadClassifier(
-        s3=object(),  # type: ignore[arg-type]
-        store=ResultsStore("unused"),
+        source=object(),  # type: ignore[arg-type]
+        store=ResultsStore("unused", object()),  # type: ignore[arg-type]
         weights=weights,
         embedder=embedder,
         preprocessor=Preprocessor(embedder.manifest.transform, ImageLimits()),
@@ -158,3 +159,19 @@ def test_a_saved_hugging_face_checkpoint_exports_with_its_own_processor_config(t
         got = embedder.embed(ours)[0]
         cosine = float(got @ expected / np.linalg.norm(got) / np.linalg.norm(expected))
         assert cosine >= 0.99999, (path.name, cosine)
+
+
+def test_an_unreachable_hub_is_one_clear_sentence(tmp_path: Path) -> None:
+    """``make model`` offline: the export stops with one line saying what to do, not a traceback."""
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--model-id", "openai/clip-vit-base-patch32", "--out", str(tmp_path)],
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("cannot load openai/clip-vit-base-patch32@main from the Hugging Face hub"), last
+    assert "Traceback" not in result.stderr and not any(tmp_path.glob("*/model.onnx"))

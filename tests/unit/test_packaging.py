@@ -28,13 +28,10 @@ RUNTIME_PROVIDED = {"boto3"}
 
 
 def requirement_names(path: Path) -> dict[str, Requirement]:
-    lines = [line.strip() for line in path.read_text().splitlines()]
-    requirements = [Requirement(line) for line in lines if line and not line.startswith("#")]
+    """The pinned packages of a hashed lock file (``name==version \\`` lines, then ``--hash`` lines)."""
+    lines = [line.strip().rstrip("\\").strip() for line in path.read_text().splitlines()]
+    requirements = [Requirement(line) for line in lines if line and not line.startswith(("#", "--"))]
     return {canonicalize_name(requirement.name): requirement for requirement in requirements}
-
-
-def minimum_version(requirement: Requirement) -> str | None:
-    return next((spec.version for spec in requirement.specifier if spec.operator == ">="), None)
 
 
 @cache
@@ -177,24 +174,56 @@ def test_a_missing_requirement_is_reported(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("requirements", "groups"),
+    ("lock", "groups", "left_out"),
     [
-        ("layers/shared/requirements.txt", ["dependencies"]),
-        ("functions/classify_upload/requirements.txt", ["dependencies", "image"]),
+        ("layers/shared/requirements.txt", ["dependencies"], RUNTIME_PROVIDED),
+        ("functions/classify_upload/requirements.txt", ["dependencies", "image"], set()),
     ],
 )
-def test_requirements_files_agree_with_pyproject(requirements: str, groups: list[str]) -> None:
-    """Same packages, same minimum versions: what is tested is what is shipped."""
+def test_each_lock_pins_what_pyproject_declares_with_hashes(
+    lock: str, groups: list[str], left_out: set[str]
+) -> None:
+    """pyproject.toml is the one source; the lock (``make lock``) pins every declared package to a version
+    its range allows, and every pin carries hashes, so pip installs it with --require-hashes."""
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     declared: list[str] = []
     for group in groups:
         declared += (
             project["dependencies"] if group == "dependencies" else project["optional-dependencies"][group]
         )
-    floors: dict[str, str | None] = {
-        canonicalize_name(r.name): minimum_version(r) for r in map(Requirement, declared)
-    }
-    for name, requirement in requirement_names(REPO_ROOT / requirements).items():
-        assert name in floors, f"{requirements}: {name} is not declared in pyproject.toml"
-        ours = minimum_version(requirement)
-        assert ours is not None and ours == floors[name], (requirements, str(requirement))
+    pins = requirement_names(REPO_ROOT / lock)
+    for requirement in map(Requirement, declared):
+        name = canonicalize_name(requirement.name)
+        if name in left_out:
+            assert name not in pins, f"{lock} ships {name}, which the runtime provides"
+            continue
+        assert name in pins, f"{lock} does not pin {name}: run 'make lock'"
+        (pin,) = pins[name].specifier
+        assert pin.operator == "==" and requirement.specifier.contains(pin.version), (lock, str(pins[name]))
+    text = (REPO_ROOT / lock).read_text()
+    assert text.count("==") == len(pins) and text.count("--hash=sha256:") >= len(pins)
+    assert "torch" not in pins
+
+
+def test_sam_build_of_the_scoring_function_ships_the_embedder_manifest(tmp_path: Path) -> None:
+    """functions/score_features/Makefile (BuildMethod makefile) run as ``sam build`` runs it: the artifact
+    holds the handler and the model's manifest where the template's EMBEDDER_MANIFEST points."""
+    from clip_local.template import function_environment, load_template
+
+    model_dir = "weights/models/tiny/int8"
+    artifacts = tmp_path / "ScoreFeaturesFunction"
+    artifacts.mkdir()
+    subprocess.run(
+        ["make", "-s", "-f", str(REPO_ROOT / "functions/score_features/Makefile"), "build-ScoreFeaturesFunction",
+         f"ARTIFACTS_DIR={artifacts}", f"MODEL_DIR={model_dir}"],
+        cwd=tmp_path, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    assert (artifacts / "app.py").read_bytes() == (REPO_ROOT / "functions/score_features/app.py").read_bytes()
+    manifest = function_environment(load_template(), "ScoreFeaturesFunction")["EMBEDDER_MANIFEST"]
+    assert (artifacts / manifest).read_bytes() == (REPO_ROOT / model_dir / "manifest.json").read_bytes()
+    missing = subprocess.run(
+        ["make", "-s", "-f", str(REPO_ROOT / "functions/score_features/Makefile"), "build-ScoreFeaturesFunction",
+         f"ARTIFACTS_DIR={artifacts}", "MODEL_DIR=weights/models/absent"],
+        cwd=tmp_path, check=False, capture_output=True, text=True,
+    )  # fmt: skip
+    assert missing.returncode != 0 and "run 'make model' first" in missing.stdout
