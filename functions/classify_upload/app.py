@@ -23,6 +23,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from clip_classifier.aws import AwsClients
 from clip_classifier.exceptions import ClassifierError
@@ -67,11 +68,28 @@ def create_handler(function: UploadFunction) -> Handler:
                 "model loaded",
                 extra={"init_ms": round(function.init_ms, 1), "threads": classifier.embedder.threads},
             )
+        if "Records" not in event.raw_event:
+            # S3 sends one s3:TestEvent when notifications are configured; nothing to classify.
+            kind = event.raw_event.get("Event", "unknown")
+            logger.info("event without records acknowledged", extra={"event": kind})
+            return {"records": 0, "outcomes": {}}
         counts: dict[str, int] = {}
         retry: ClassifierError | None = None
-        for record in event.records:
+        for index, record in enumerate(event.records):
             try:
-                outcome = classifier.process(_object_event(record))
+                object_event = _object_event(record)
+            except (KeyError, TypeError, ValidationError) as exc:
+                # A record S3 would never send (no or an oversize sequencer, no key): retrying cannot fix
+                # it, and it must not stop the other records. Logged and counted, never stored.
+                logger.error(
+                    "malformed record skipped",
+                    extra={"record_index": index, "error": f"{type(exc).__name__}: {str(exc)[:300]}"},
+                )
+                metrics.add_metric(name="MalformedRecords", unit=MetricUnit.Count, value=1)
+                counts["malformed"] = counts.get("malformed", 0) + 1
+                continue
+            try:
+                outcome = classifier.process(object_event)
             except ClassifierError as exc:
                 # Keep going so the other records are stored; raise at the end for Lambda's retry → DLQ.
                 logger.error(
@@ -83,8 +101,13 @@ def create_handler(function: UploadFunction) -> Handler:
                 continue
             counts[outcome.status] = counts.get(outcome.status, 0) + 1
             metrics.add_metric(name=outcome.status.capitalize(), unit=MetricUnit.Count, value=1)
-            if outcome.code:
+            if outcome.status == "failed" and outcome.code:
                 metrics.add_metric(name=f"Failed_{outcome.code}", unit=MetricUnit.Count, value=1)
+            if outcome.code == "other_bucket":
+                logger.warning(
+                    "event for another bucket ignored",
+                    extra={"bucket": object_event.bucket, "expected": function.settings.upload_bucket},
+                )
             for stage in STAGES:
                 if stage in outcome.timings_ms:
                     metrics.add_metric(

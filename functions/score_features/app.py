@@ -17,9 +17,11 @@ import json
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Path
@@ -40,7 +42,14 @@ from clip_classifier.api_models import (
     ScoreResult,
 )
 from clip_classifier.aws import AwsClients
-from clip_classifier.exceptions import ClassifierError, InvalidFeaturesError, ResultNotFoundError
+from clip_classifier.exceptions import (
+    ClassifierError,
+    InvalidFeaturesError,
+    MalformedBodyError,
+    PictureConflictError,
+    ResultNotFoundError,
+)
+from clip_classifier.json_body import parse_json_body
 from clip_classifier.settings import ScoreSettings, load_settings
 from clip_classifier.wiring import ScoreFunction, build_score_function
 
@@ -72,6 +81,15 @@ def _invalid_request(exc: RequestValidationError) -> Response[Any]:
 def _invalid_features(exc: InvalidFeaturesError) -> Response[Any]:
     detail = ErrorDetail(field=exc.field, message=exc.message)
     return _error(HTTPStatus.UNPROCESSABLE_ENTITY, exc.code, exc.message, [detail])
+
+
+def _malformed_body(exc: MalformedBodyError) -> Response[Any]:
+    return _error(HTTPStatus.BAD_REQUEST, exc.code, exc.message)
+
+
+def _conflict(exc: PictureConflictError) -> Response[Any]:
+    detail = ErrorDetail(field=exc.field, message=exc.message)
+    return _error(HTTPStatus.CONFLICT, exc.code, exc.message, [detail])
 
 
 def _not_found(exc: ResultNotFoundError) -> Response[Any]:
@@ -108,31 +126,44 @@ def _errors(*codes: int) -> dict[int, Any]:
     return entries
 
 
+def cors_config(origins: Sequence[str]) -> CORSConfig | None:
+    """CORS for the listed browser origins: every response, preflights included, names the requesting
+    origin when it is allowed (never the joined list), and none when it is not."""
+    if not origins:
+        return None
+    return CORSConfig(
+        allow_origin=origins[0], extra_origins=list(origins[1:]), allow_headers=["x-api-key"], max_age=600
+    )
+
+
 def create_resolver(
-    function: Callable[[], ScoreFunction], cors_origins: Sequence[str] = ()
+    function: Callable[[], ScoreFunction], cors: CORSConfig | None = None
 ) -> APIGatewayRestResolver:
     """The API's routes and error mapping; ``function`` gives the dependencies when a route runs."""
-    cors = (
-        CORSConfig(
-            allow_origin=cors_origins[0],
-            extra_origins=list(cors_origins[1:]),
-            allow_headers=["x-api-key"],
-            max_age=600,
-        )
-        if cors_origins
-        else None
-    )
-    app = APIGatewayRestResolver(enable_validation=True, cors=cors)
+    app = APIGatewayRestResolver(enable_validation=True, cors=cors, json_body_deserializer=parse_json_body)
     app.exception_handler(RequestValidationError)(_invalid_request)
+    app.exception_handler(MalformedBodyError)(_malformed_body)
     app.exception_handler(InvalidFeaturesError)(_invalid_features)
+    app.exception_handler(PictureConflictError)(_conflict)
     app.exception_handler(ResultNotFoundError)(_not_found)
     app.exception_handler(ClassifierError)(_classifier_error)
     app.exception_handler(Exception)(_unexpected)
 
+    @app.exception_handler(NotFoundError)
+    def _no_route(exc: NotFoundError) -> Response[Any]:
+        # API Gateway forwards only the template's routes; the one way here is a preflight (OPTIONS)
+        # while no CORS origin is configured, which has no browser to answer.
+        method = app.current_event.http_method
+        if method == "OPTIONS":
+            return _error(
+                HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed", "no CORS origins are configured"
+            )
+        return _error(HTTPStatus.NOT_FOUND, "no_route", f"no route {method} {app.current_event.path}")
+
     @app.post(
         "/v1/scores",
         summary="Score one feature vector or a batch",
-        responses={200: {"description": "Scores"}, **_errors(400, 413, 415, 422, 500, 503)},
+        responses={200: {"description": "Scores"}, **_errors(400, 409, 413, 415, 422, 500, 503)},
     )
     def score(body: ScoreRequest) -> ScoreResult | BatchScoreResponse:
         scored = function().service.score(body)
@@ -149,7 +180,9 @@ def create_resolver(
     def get_classification(
         pictureId: Annotated[str, Path(min_length=1, max_length=1024)],
     ) -> Classification:
-        return function().service.get(pictureId)
+        # API Gateway REST passes path parameters as sent, percent-encoded (encodeURIComponent). Decoding
+        # is safe to repeat: a pictureId never contains '%'.
+        return function().service.get(unquote(pictureId))
 
     @app.get(
         "/v1/model",
@@ -162,20 +195,28 @@ def create_resolver(
     return app
 
 
+def _body_bytes(event: APIGatewayProxyEvent) -> int:
+    """The body's size in bytes as the client sent it (a character count undercounts UTF-8)."""
+    body = event.body or ""
+    if event.is_base64_encoded:
+        return len(body) * 3 // 4 - body[-2:].count("=")
+    return len(body.encode("utf-8", errors="surrogatepass"))
+
+
 def _precheck(event: APIGatewayProxyEvent, limit: int) -> Response[Any] | None:
     """Checks Powertools' request validation cannot express: body size and content type."""
     if event.http_method != "POST":
         return None
-    size = len(event.body or "")
-    if event.is_base64_encoded:
-        size = size * 3 // 4
+    size = _body_bytes(event)
     if size > limit:
         return _error(
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
             "body_too_large",
             f"body is {size} bytes; the limit is {limit}",
         )
-    content_type = (event.headers.get("content-type") or event.headers.get("Content-Type") or "").lower()
+    # Header names are case-insensitive (Powertools' headers mapping); the media type is too, and may carry
+    # parameters (charset=utf-8).
+    content_type = (event.headers.get("content-type") or "").lower()
     if content_type and content_type.split(";")[0].strip() != "application/json":
         return _error(
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body as application/json"
@@ -205,22 +246,42 @@ def openapi_document() -> str:
 
 def create_handler(function: ScoreFunction) -> Handler:
     """The Lambda handler over built dependencies (one per container)."""
-    resolver = create_resolver(lambda: function, function.settings.cors_allow_origins)
+    cors = cors_config(function.settings.cors_allow_origins)
+    resolver = create_resolver(lambda: function, cors)
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        rejected = _precheck(APIGatewayProxyEvent(event), function.settings.max_body_bytes)
+        request = APIGatewayProxyEvent(event)
+        rejected = _precheck(request, function.settings.max_body_bytes)
         if rejected is not None:
+            headers = {"Content-Type": "application/json"}
+            if cors is not None:  # the same CORS answer the resolver gives every other response
+                headers.update(cors.to_dict(request.headers.get("origin")))
             return {
                 "statusCode": rejected.status_code,
-                "headers": {"Content-Type": "application/json"},
+                "headers": headers,
                 "body": rejected.body if isinstance(rejected.body, str) else json.dumps(rejected.body),
                 "isBase64Encoded": False,
             }
-        return resolver.resolve(event, context)
+        return resolver.resolve(_with_plain_json_media_type(event), context)
 
     return handler
+
+
+def _with_plain_json_media_type(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with its JSON content type spelled ``application/json``: the precheck accepted any case
+    and parameters (``Application/JSON; charset=UTF-8``), but Powertools' body parser compares the value
+    case-sensitively and would call it unsupported."""
+    if event.get("httpMethod") != "POST":
+        return event
+    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
+    multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
+    return {
+        **event,
+        "headers": {**headers, "content-type": "application/json"},
+        "multiValueHeaders": {**multi, "content-type": ["application/json"]},
+    }
 
 
 @functools.cache

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -25,11 +25,12 @@ class Route:
     method: str
     resource: str  # /v1/classifications/{pictureId}
     pattern: re.Pattern[str]
+    api_key_required: bool = True
 
     @classmethod
-    def of(cls, method: str, resource: str) -> Route:
+    def of(cls, method: str, resource: str, *, api_key_required: bool = True) -> Route:
         regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(resource))
-        return cls(method, resource, re.compile(f"^{regex}$"))
+        return cls(method, resource, re.compile(f"^{regex}$"), api_key_required)
 
 
 class LambdaContext:
@@ -59,7 +60,8 @@ def build_event(
 ) -> dict[str, Any]:
     match = route.pattern.match(raw_path)
     assert match is not None
-    path_params = {k: unquote(v) for k, v in match.groupdict().items()} or None
+    # API Gateway REST passes path parameters as they were sent: still percent-encoded.
+    path_params = match.groupdict() or None
     qs = parse_qs(query, keep_blank_values=True)
     try:
         text, is_b64 = body.decode("utf-8"), False
@@ -92,11 +94,9 @@ def build_event(
 class LocalApi:
     """A threaded HTTP server on 127.0.0.1 in front of one Lambda handler."""
 
-    def __init__(
-        self, handler: Handler, routes: list[tuple[str, str]], *, api_key: str | None, port: int = 0
-    ) -> None:
+    def __init__(self, handler: Handler, routes: list[Route], *, api_key: str | None, port: int = 0) -> None:
         self.handler = handler
-        self.routes = [Route.of(m, p) for m, p in routes]
+        self.routes = routes
         self.api_key = api_key
         api = self
 
@@ -141,7 +141,7 @@ class LocalApi:
             )
             return
         headers = {k.lower(): v for k, v in request.headers.items()}
-        if self.api_key is not None and headers.get("x-api-key") != self.api_key:
+        if self.api_key is not None and route.api_key_required and headers.get("x-api-key") != self.api_key:
             self._reply(request, 403, {"Content-Type": "application/json"}, b'{"message":"Forbidden"}')
             return
         length = int(headers.get("content-length") or 0)

@@ -107,6 +107,15 @@ def all_events() -> dict[str, dict[str, Any]]:
                 )
             ]
         },
+        # What S3 sends once when a notification configuration is saved.
+        "s3_test_event.json": {
+            "Service": "Amazon S3",
+            "Event": "s3:TestEvent",
+            "Time": "2026-01-01T00:00:00.000Z",
+            "Bucket": "clip-uploads-local",
+            "RequestId": "EXAMPLE",
+            "HostId": "EXAMPLE",
+        },
         "s3_object_removed.json": {
             "Records": [
                 s3_event(

@@ -169,6 +169,7 @@ def local_stack(
             **function_environment(template, "ClassifyUploadFunction"),
             **stack_values,
             "MODEL_PATH": str(model_dir / "model.onnx"),
+            "UPLOAD_BUCKET": UPLOAD_BUCKET,
             **(extra_env or {}),
         }
         score_env = {

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from .apigw import Route
 from .paths import TEMPLATE
 
 if TYPE_CHECKING:
@@ -99,14 +100,20 @@ def create_queue(client: SQSClient, queue_name: str, *, logical_id: str = "Uploa
     return client.create_queue(QueueName=queue_name, Attributes=attributes)["QueueUrl"]
 
 
-def api_routes(template: dict[str, Any], function_logical_id: str) -> list[tuple[str, str]]:
-    """(METHOD, /path/{param}) of every Api event of a function."""
+def api_routes(template: dict[str, Any], function_logical_id: str) -> list[Route]:
+    """Every Api event of a function as a route, with its API-key requirement (the event's
+    ``Auth.ApiKeyRequired``, else the API's)."""
     events = resource(template, function_logical_id)["Properties"].get("Events", {})
-    return [
-        (e["Properties"]["Method"].upper(), e["Properties"]["Path"])
-        for e in events.values()
-        if e["Type"] == "Api"
-    ]
+    routes = []
+    for event in events.values():
+        if event["Type"] != "Api":
+            continue
+        props = event["Properties"]
+        api = resource(template, props["RestApiId"]["Ref"])["Properties"]
+        default = bool(api.get("Auth", {}).get("ApiKeyRequired", False))
+        required = bool(props.get("Auth", {}).get("ApiKeyRequired", default))
+        routes.append(Route.of(props["Method"].upper(), props["Path"], api_key_required=required))
+    return routes
 
 
 def resolve(template: dict[str, Any], value: Any) -> Any:

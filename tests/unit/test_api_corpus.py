@@ -10,10 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clip_classifier.head import Head
+from clip_classifier.weights_format import parse_weights
+from clip_local.apigw import LambdaContext, Route, build_event
+from clip_local.paths import EXAMPLE_WEIGHTS
 from tests.conftest import ScoreApi, scan_count
 from tests.corpus.api import ApiCase, api_cases
+from tests.helpers import predict_one
 
 CASES = api_cases()
+HEAD = Head(parse_weights(EXAMPLE_WEIGHTS.read_bytes()))
 
 
 def test_the_corpus_is_big_enough() -> None:
@@ -80,3 +86,32 @@ def test_any_valid_vector_scores_to_a_distribution_and_is_stored(
     assert status == 200, answer
     assert abs(sum(answer["probabilities"].values()) - 1) <= 1e-6
     assert answer["stored"] is True
+    # The answer itself: the head applied to the normalised input.
+    x = np.asarray(vector)
+    expected = predict_one(HEAD, x / np.linalg.norm(x)).probabilities
+    assert np.abs(np.array([answer["probabilities"][c] for c in HEAD.classes]) - expected).max() <= 1e-6
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    # Any decimal exponent a JSON number can carry as a finite float64, denormals included.
+    exponent=st.integers(min_value=-320, max_value=305),
+)
+def test_any_scale_gives_the_normalised_vectors_answer_as_valid_json(
+    api: ScoreApi, dynamodb: Any, seed: int, exponent: int
+) -> None:
+    x = np.random.default_rng(seed).uniform(-1, 1, size=512)
+    raw = json.dumps({"features": [float(v) * 10.0**exponent for v in x]}, allow_nan=False).encode()
+    response = api.handler(
+        build_event(
+            "POST", Route.of("POST", "/v1/scores"), "/v1/scores", {"content-type": "application/json"}, raw
+        ),
+        LambdaContext(),
+    )
+    answer = json.loads(response["body"], parse_constant=lambda c: pytest.fail(f"invalid JSON constant {c}"))
+    assert response["statusCode"] == 200, answer
+    expected = predict_one(HEAD, x / np.linalg.norm(x)).probabilities
+    got = np.array([answer["probabilities"][c] for c in HEAD.classes])
+    # Below ~1e-308 the inputs themselves are denormal and keep fewer significant bits.
+    assert np.abs(got - expected).max() <= (1e-4 if exponent < -300 else 1e-6)

@@ -35,7 +35,7 @@ def upload_env(dynamodb: Any, weights_uri: str) -> Any:
 
 @pytest.fixture
 def upload(upload_env: Any, weights_uri: str, tmp_path: Path) -> UploadFunction:
-    return build_upload(tmp_path, WEIGHTS_URI=weights_uri)
+    return build_upload(tmp_path, WEIGHTS_URI=weights_uri, UPLOAD_BUCKET=BUCKET)
 
 
 @pytest.fixture
@@ -143,3 +143,33 @@ def test_dockerfile_copies_what_exists_and_no_torch() -> None:
     assert "torch" not in requirements and "onnxruntime" in requirements
     metadata = load_template()["Resources"]["ClassifyUploadFunction"]["Metadata"]
     assert Path(REPO_ROOT / metadata["Dockerfile"]).exists() and metadata["DockerContext"] == "."
+
+
+def test_the_s3_test_event_is_acknowledged(invoke: Any) -> None:
+    assert invoke(load_event("s3_test_event.json")) == {"records": 0, "outcomes": {}}
+
+
+def test_a_malformed_record_is_skipped_without_stopping_the_others(
+    upload_env: Any, upload: UploadFunction, invoke: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = (REPO_ROOT / "tests" / "fixtures" / "images" / "landscape_rgb.jpg").read_bytes()
+    good = created_event(upload_env, data)["Records"][0]
+    no_sequencer = json.loads(json.dumps(good))
+    del no_sequencer["s3"]["object"]["sequencer"]
+    oversize = json.loads(json.dumps(good))
+    oversize["s3"]["object"]["sequencer"] = "F" * 41
+    result = invoke({"Records": [no_sequencer, oversize, good]})
+    assert result == {"records": 3, "outcomes": {"malformed": 2, "classified": 1}}
+    assert sum(r.getMessage() == "malformed record skipped" for r in caplog.records) == 2
+    item = upload.classifier.store.get(picture_id_for_key(KEY, "uploads/"))
+    assert item is not None and item.status == "classified"
+
+
+def test_an_event_for_another_bucket_is_ignored_with_a_warning(
+    upload_env: Any, upload: UploadFunction, invoke: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    event = load_event("s3_object_removed.json")
+    event["Records"][0]["s3"]["bucket"]["name"] = "someone-elses-bucket"
+    assert invoke(event)["outcomes"] == {"ignored": 1}
+    assert any(r.getMessage() == "event for another bucket ignored" for r in caplog.records)
+    assert upload.classifier.store.get(picture_id_for_key(KEY, "uploads/")) is None

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clip_classifier.exceptions import ResultsStoreError, TransientResultsStoreError
+from clip_classifier.exceptions import PictureConflictError, ResultsStoreError, TransientResultsStoreError
 from clip_classifier.head import Prediction
 from clip_classifier.records import ClassificationItem, SourceInfo, normalize_sequencer
 from clip_classifier.results import ResultFields
@@ -42,7 +42,7 @@ def test_round_trip_keeps_every_field(dynamodb: Any) -> None:
         ResultFields.from_prediction(prediction(), head_version="a" * 64),
         source=SourceInfo(type="api"),
     )
-    store.put(record)
+    store.put_api_results([record])
     got = store.get("pic-1")
     assert got is not None
     assert got.status == "classified" and got.classes == list(CLASSES)
@@ -59,9 +59,13 @@ def test_get_missing_is_none(dynamodb: Any) -> None:
 
 def test_failed_record_keeps_the_reason(dynamodb: Any) -> None:
     store = ResultsStore(TABLE, dynamodb)
-    store.put(
+    store.put_if_newer(
         ClassificationItem.failed(
-            "x", code="image_corrupt", message="truncated JPEG", source=SourceInfo(type="s3")
+            "x",
+            code="image_corrupt",
+            message="truncated JPEG",
+            source=SourceInfo(type="s3"),
+            sequencer=normalize_sequencer("1"),
         )
     )
     got = store.get("x")
@@ -103,49 +107,65 @@ def test_deletion_marker_has_a_ttl_and_blocks_late_creates(dynamodb: Any) -> Non
     assert got is not None and got.status == "deleted" and got.expires_at is not None
 
 
-def test_batch_write_of_more_than_25_items(dynamodb: Any) -> None:
+def api_record(picture_id: str, seed: int = 0) -> ClassificationItem:
+    return ClassificationItem.classified(
+        picture_id,
+        ResultFields.from_prediction(prediction(seed), head_version="a" * 64),
+        source=SourceInfo(type="api"),
+    )
+
+
+def test_an_api_batch_of_100_is_one_transaction(dynamodb: Any) -> None:
+    client = FaultyClient(dynamodb)
+    ResultsStore(TABLE, client).put_api_results([api_record(f"p{i}", i) for i in range(100)])  # type: ignore[arg-type]
+    assert scan_count(dynamodb) == 100 and client.calls == {"transact_write_items": 1}
+    with pytest.raises(ValueError, match="at most 100"):
+        ResultsStore(TABLE, dynamodb).put_api_results([api_record(f"q{i}") for i in range(101)])
+
+
+def test_api_results_never_replace_what_an_upload_wrote_and_a_refusal_stores_nothing(dynamodb: Any) -> None:
     store = ResultsStore(TABLE, dynamodb)
-    records = [
-        ClassificationItem.classified(
-            f"p{i}",
-            ResultFields.from_prediction(prediction(i), head_version="a" * 64),
-            source=SourceInfo(type="api"),
-        )
-        for i in range(60)
-    ]
-    store.put_many(records)
-    assert scan_count(dynamodb) == 60
+    store.put_if_newer(s3_record("uploaded", "10"))
+    store.put_api_results([api_record("api-1", 1)])
+    store.put_api_results([api_record("api-1", 2)])  # an API result may replace an API result
+    with pytest.raises(PictureConflictError, match="'uploaded' belongs to an uploaded image") as info:
+        store.put_api_results([api_record("fresh-1"), api_record("uploaded"), api_record("fresh-2")])
+    assert info.value.picture_id == "uploaded"
+    assert store.get("fresh-1") is None and store.get("fresh-2") is None  # all or nothing
+    with pytest.raises(PictureConflictError):
+        store.put_api_results([api_record("uploaded")])
+    got = store.get("uploaded")
+    assert got is not None and got.source.type == "s3" and got.sequencer == normalize_sequencer("10")
 
 
-def test_unprocessed_batch_items_are_retried(dynamodb: Any) -> None:
-    class PartlyThrottled(FaultyClient):
-        def batch_write_item(self, **kwargs: Any) -> Any:
-            self.calls["batch_write_item"] = self.calls.get("batch_write_item", 0) + 1
-            requests = kwargs["RequestItems"][TABLE]
-            if self.calls["batch_write_item"] == 1:  # DynamoDB accepted only the first item
-                dynamodb.batch_write_item(RequestItems={TABLE: requests[:1]})
-                return {"UnprocessedItems": {TABLE: requests[1:]}}
-            return dynamodb.batch_write_item(**kwargs)
+def test_a_deleted_image_cannot_come_back_through_the_api(dynamodb: Any) -> None:
+    store = ResultsStore(TABLE, dynamodb)
+    marker = ClassificationItem(
+        picture_id="gone", status="deleted", source=SourceInfo(type="s3"), sequencer=normalize_sequencer("5")
+    )
+    assert store.put_if_newer(marker)
+    with pytest.raises(PictureConflictError):
+        store.put_api_results([api_record("gone")])
+    got = store.get("gone")
+    assert got is not None and got.status == "deleted"
 
-    client = PartlyThrottled(dynamodb)
-    records = [
-        ClassificationItem.classified(
-            f"p{i}",
-            ResultFields.from_prediction(prediction(i), head_version="a" * 64),
-            source=SourceInfo(type="api"),
-        )
-        for i in range(5)
-    ]
-    ResultsStore(TABLE, client).put_many(records)  # type: ignore[arg-type]
-    assert scan_count(dynamodb) == 5 and client.calls["batch_write_item"] == 2
+
+def test_uploads_own_their_picture_ids_over_api_results(dynamodb: Any) -> None:
+    """The documented rule: an upload's result replaces an API result of the same pictureId."""
+    store = ResultsStore(TABLE, dynamodb)
+    store.put_api_results([api_record("shared")])
+    assert store.put_if_newer(s3_record("shared", "3"))
+    assert not store.put_if_newer(s3_record("shared", "2"))  # and the sequencer guard holds after it
+    got = store.get("shared")
+    assert got is not None and got.source.type == "s3"
 
 
 def test_throttling_is_transient_and_other_errors_are_not(dynamodb: Any) -> None:
     throttled = FaultyClient(dynamodb, put_item=[client_error("ProvisionedThroughputExceededException", 400)])
     with pytest.raises(TransientResultsStoreError):
-        ResultsStore(TABLE, throttled).put(s3_record("k", "1"))  # type: ignore[arg-type]
+        ResultsStore(TABLE, throttled).put_if_newer(s3_record("k", "1"))  # type: ignore[arg-type]
     with pytest.raises(ResultsStoreError) as info:
-        ResultsStore("no-such-table", dynamodb).put(s3_record("k", "1"))
+        ResultsStore("no-such-table", dynamodb).put_api_results([api_record("k")])
     assert not info.value.transient
 
 

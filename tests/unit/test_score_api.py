@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from clip_classifier.head import Head
 from clip_classifier.manifest import load_manifest
 from clip_classifier.weights_format import parse_weights
+from clip_local.apigw import LambdaContext, Route, build_event
 from clip_local.events import all_events, render, sample_features
 from clip_local.handlers import load_function
 from clip_local.paths import EVENTS_DIR, EXAMPLE_WEIGHTS, OPENAPI_DOCUMENT, TINY_MODEL_DIR
@@ -107,7 +109,7 @@ def test_stored_results_hide_the_storage_internals(api: ScoreApi, dynamodb: Any)
         source=SourceInfo(type="s3", bucket="b", key="uploads/seq-1"),
         sequencer=normalize_sequencer("0A"),
     ).model_copy(update={"expires_at": 123})
-    api.function.service.store.put(item)
+    assert api.function.service.store.put_if_newer(item)
     assert dynamodb.get_item(TableName="results", Key={"pictureId": {"S": "seq-1"}})["Item"]["sequencer"]
     status, body = api.invoke(
         load_event("api_get_classification.json")
@@ -254,3 +256,144 @@ def test_feature_vectors_never_reach_the_logs(
     out = capsys.readouterr()
     records = " ".join(str(r.__dict__) for r in caplog.records)
     assert "0.123456" not in out.out + out.err + records
+
+
+def test_content_type_is_case_insensitive_with_parameters(api: ScoreApi, dynamodb: Any) -> None:
+    for header, value in [
+        ("Content-Type", "Application/JSON; charset=UTF-8"),
+        ("CONTENT-TYPE", "application/json"),
+    ]:
+        event = build_event(
+            "POST",
+            Route.of("POST", "/v1/scores"),
+            "/v1/scores",
+            {header: value},
+            json.dumps({"features": V}).encode(),
+        )
+        status, body = api.invoke(event)
+        assert status == 200, (header, value, body)
+
+
+def test_the_body_limit_counts_bytes_not_characters(
+    make_score_api: Callable[..., ScoreApi], dynamodb: Any
+) -> None:
+    api = make_score_api(MAX_BODY_BYTES="4096")
+    body = json.dumps({"features": V[:3], "note": "é" * 2100}, ensure_ascii=False)
+    assert len(body) < 4096 < len(body.encode())
+    status, answer = api.post(None, raw=body.encode())
+    assert status == 413 and answer["message"] == f"body is {len(body.encode())} bytes; the limit is 4096"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "the request body is nested too deeply"),
+        (b'{"features": [' + b"9" * 5000 + b"]}", "is beyond the 64-bit float range"),
+        (b'{"features": [1e400]}', "the number 1e400 is beyond the 64-bit float range (±1.8e308)"),
+        (b'{"features": [-' + b"1" * 400 + b".5]}", "is beyond the 64-bit float range"),
+    ],
+)
+def test_bounded_json_parsing_gives_a_400_naming_the_problem(
+    api: ScoreApi, dynamodb: Any, raw: bytes, message: str
+) -> None:
+    status, body = api.post(None, raw=raw)
+    assert status == 400 and body["code"] == "malformed_json" and message in body["message"], body
+    assert scan_count(dynamodb) == 0
+
+
+def test_a_big_integer_literal_is_just_a_number(api: ScoreApi, dynamodb: Any) -> None:
+    status, body = api.post(None, raw=json.dumps({"features": [10**30] + V[1:]}).encode())
+    assert status == 200, body
+
+
+def test_a_batch_is_all_or_nothing_and_names_the_refused_item(api: ScoreApi, dynamodb: Any) -> None:
+    from clip_classifier.records import ClassificationItem, SourceInfo, normalize_sequencer
+
+    uploaded = ClassificationItem.failed(
+        "up-1",
+        code="image_corrupt",
+        message="x",
+        source=SourceInfo(type="s3"),
+        sequencer=normalize_sequencer("1"),
+    )
+    assert api.function.service.store.put_if_newer(uploaded)
+    status, body = api.post(
+        {
+            "items": [
+                {"pictureId": "new-1", "features": V},
+                {"pictureId": "up-1", "features": V},
+                {"features": V},
+            ]
+        }
+    )
+    assert status == 409 and body["code"] == "picture_owned_by_upload", body
+    assert body["errors"] == [{"field": "items[1].pictureId", "message": body["message"]}]
+    assert scan_count(dynamodb) == 1  # only the upload's item: new-1 was not stored either
+    status, body = api.post({"pictureId": "up-1", "features": V})
+    assert status == 409 and body["errors"][0]["field"] == "pictureId"
+
+
+def test_a_percent_encoded_picture_id_finds_its_item(api: ScoreApi, dynamodb: Any) -> None:
+    picture_id = "a:b@c+d=e;f,g$h&i"
+    assert api.post({"pictureId": picture_id, "features": V})[0] == 200
+    encoded = quote(picture_id, safe="-_.!~*'()")  # what encodeURIComponent produces
+    assert encoded != picture_id
+    event = build_event(
+        "GET", Route.of("GET", "/v1/classifications/{pictureId}"), f"/v1/classifications/{encoded}", {}, b""
+    )
+    assert event["pathParameters"] == {"pictureId": encoded}  # API Gateway REST leaves it encoded
+    status, body = api.invoke(event)
+    assert status == 200 and body["pictureId"] == picture_id
+
+
+def cors_headers(response: dict[str, Any]) -> dict[str, str]:
+    headers = {**(response.get("headers") or {})}
+    for key, values in (response.get("multiValueHeaders") or {}).items():
+        headers[key] = ", ".join(values)
+    return {k.lower(): v for k, v in headers.items() if k.lower().startswith("access-control")}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "body", "status"),
+    [
+        ("OPTIONS", "/v1/scores", {}, b"", 204),
+        ("POST", "/v1/scores", {"content-type": "text/plain"}, b"x", 415),
+        ("POST", "/v1/scores", {"content-type": "application/json"}, b"x" * 5000, 413),
+        ("POST", "/v1/scores", {"content-type": "application/json"}, b"{", 400),
+        ("POST", "/v1/scores", {"content-type": "application/json"}, b'{"features": [1]}', 422),
+        ("GET", "/v1/model", {}, b"", 200),
+        ("GET", "/v1/classifications/{pictureId}", {}, b"", 404),
+    ],
+)
+def test_every_answer_carries_the_requesting_origin_when_allowed(
+    make_score_api: Callable[..., ScoreApi],
+    dynamodb: Any,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+    status: int,
+) -> None:
+    api = make_score_api(CORS_ALLOW_ORIGINS="https://a.example, https://b.example", MAX_BODY_BYTES="4096")
+    raw_path = path.replace("{pictureId}", "nope")
+    for origin, allowed in [
+        ("https://b.example", True),
+        ("https://a.example", True),
+        ("https://evil.example", False),
+    ]:
+        event = build_event(method, Route.of(method, path), raw_path, {**headers, "origin": origin}, body)
+        response = api.handler(event, LambdaContext())
+        assert response["statusCode"] == status, response
+        got = cors_headers(response)
+        if allowed:
+            assert got["access-control-allow-origin"] == origin  # never the joined list
+        else:
+            assert "access-control-allow-origin" not in got
+
+
+def test_a_preflight_without_cors_origins_is_405_not_a_server_error(api: ScoreApi, dynamodb: Any) -> None:
+    event = build_event(
+        "OPTIONS", Route.of("OPTIONS", "/v1/model"), "/v1/model", {"origin": "https://a.example"}, b""
+    )
+    status, body = api.invoke(event)
+    assert status == 405 and body["code"] == "method_not_allowed"

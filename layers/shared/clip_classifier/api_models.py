@@ -23,7 +23,7 @@ PictureId = Annotated[str, Field(pattern=PICTURE_ID_PATTERN, examples=["IMG_0042
 
 #: Hard ceilings of the schema; the configured limits (MAX_BATCH_ITEMS) are checked by the service.
 MAX_FEATURES = 4096
-MAX_ITEMS = 1000
+MAX_ITEMS = 100
 
 
 _Body = CamelModel

@@ -75,6 +75,23 @@ class InvalidFeaturesError(ClassifierError):
         self.field = field
 
 
+class MalformedBodyError(ClassifierError):
+    """The request body is not JSON this API can parse within its bounds (nesting, number size)."""
+
+    code = "malformed_json"
+
+
+class PictureConflictError(ClassifierError):
+    """An API result would replace a result (or deletion) that came from an uploaded image."""
+
+    code = "picture_owned_by_upload"
+
+    def __init__(self, message: str, *, field: str, picture_id: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.picture_id = picture_id
+
+
 class ResultNotFoundError(ClassifierError):
     """No stored classification for the requested pictureId."""
 

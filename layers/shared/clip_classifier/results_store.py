@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
 
 from .aws import AWS_ERRORS, ErrorFamily, aws_error, error_code
-from .exceptions import ResultsStoreError, TransientResultsStoreError
+from .exceptions import PictureConflictError, ResultsStoreError, TransientResultsStoreError
 from .records import ClassificationItem
 
 if TYPE_CHECKING:
@@ -25,6 +26,11 @@ if TYPE_CHECKING:
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 _ERRORS = ErrorFamily(other=ResultsStoreError, transient=TransientResultsStoreError)
+
+#: DynamoDB's limit on the actions of one TransactWriteItems call (and so the API's batch limit).
+MAX_TRANSACTION_ITEMS = 100
+#: See :meth:`ResultsStore.put_api_results`.
+API_WRITE_CONDITION = "attribute_not_exists(pictureId) OR attribute_not_exists(#seq)"
 
 #: Keep deletion markers this long so late, out-of-order creates for a deleted key are still recognised.
 TOMBSTONE_SECONDS = 30 * 24 * 3600
@@ -72,13 +78,6 @@ class ResultsStore:
         self.table_name = table_name
         self.client = client
 
-    def put(self, record: ClassificationItem) -> None:
-        """Unconditional write (API results)."""
-        try:
-            self.client.put_item(TableName=self.table_name, Item=serialize(record))
-        except AWS_ERRORS as exc:
-            raise self._error(exc, "write") from exc
-
     def put_if_newer(self, record: ClassificationItem) -> bool:
         """Write unless the table already holds a result from the same or a later S3 event.
 
@@ -102,25 +101,57 @@ class ResultsStore:
             raise self._error(exc, "write") from exc
         return True
 
-    def put_many(self, records: Sequence[ClassificationItem]) -> None:
-        """Batch write (API batches), retrying unprocessed items with backoff."""
-        for start in range(0, len(records), 25):
-            requests: list[Any] = [
-                {"PutRequest": {"Item": serialize(r)}} for r in records[start : start + 25]
-            ]
-            for attempt in range(6):
-                try:
-                    response = self.client.batch_write_item(RequestItems={self.table_name: requests})
-                except AWS_ERRORS as exc:
-                    raise self._error(exc, "write") from exc
-                requests = list(response.get("UnprocessedItems", {}).get(self.table_name, []))
-                if not requests:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
+    def put_api_results(self, records: Sequence[ClassificationItem]) -> None:
+        """Store API results all or nothing, without ever replacing what an upload wrote.
+
+        Uploads and the API share the ``pictureId`` namespace, and uploads own theirs: an API result may
+        create an item or replace an earlier API result, never an item an S3 event wrote (a result, a
+        failure or a deletion marker — all carry the event's sequencer), so a deleted image cannot come
+        back through the API and the sequencer guard of later S3 events stays intact. One record is a
+        conditional put; several are one transaction (at most :data:`MAX_TRANSACTION_ITEMS`), so an
+        error stores none of them. A refused record raises :class:`PictureConflictError`.
+        """
+        if not records:
+            return
+        if len(records) > MAX_TRANSACTION_ITEMS:
+            raise ValueError(f"at most {MAX_TRANSACTION_ITEMS} records per call, got {len(records)}")
+        puts: list[Any] = [
+            {
+                "TableName": self.table_name,
+                "Item": serialize(r),
+                "ConditionExpression": API_WRITE_CONDITION,
+                "ExpressionAttributeNames": {"#seq": "sequencer"},
+            }
+            for r in records
+        ]
+        try:
+            if len(puts) == 1:
+                self.client.put_item(**puts[0])
             else:
-                raise TransientResultsStoreError(
-                    f"results table {self.table_name} kept throttling a batch write ({len(requests)} items left)"
-                )
+                self.client.transact_write_items(TransactItems=[{"Put": put} for put in puts])
+        except AWS_ERRORS as exc:
+            refused = self._refused(exc, len(records))
+            if refused is not None:
+                picture_id = records[refused].picture_id
+                raise PictureConflictError(
+                    f"pictureId '{picture_id}' belongs to an uploaded image; API results cannot replace it",
+                    field="pictureId",
+                    picture_id=picture_id,
+                ) from exc
+            raise self._error(exc, "write") from exc
+
+    @staticmethod
+    def _refused(exc: BaseException, count: int) -> int | None:
+        """The index of the record whose condition failed, if that is why the write failed."""
+        code = error_code(exc)
+        if code == "ConditionalCheckFailedException":
+            return 0
+        if code == "TransactionCanceledException" and isinstance(exc, ClientError):
+            reasons = exc.response.get("CancellationReasons") or []
+            for index, reason in enumerate(reasons[:count]):
+                if reason.get("Code") == "ConditionalCheckFailed":
+                    return index
+        return None
 
     def get(self, picture_id: str) -> ClassificationItem | None:
         try:

@@ -2,16 +2,19 @@
 
 The schema checks JSON shape and types; this checks what depends on the head and the configuration —
 batch size, vector length, float32 range, a norm to divide by, unique ids — and turns the request into the
-float32 matrix the head runs on. Every error names the field's path as the client wrote it: ``features``,
+float32 matrix the head runs on. For a head with L2 input normalisation, each vector is normalised here in
+float64 (see :func:`_unit`), so any finite scale gives the unit vector's answer. Every error names the field's path as the client wrote it: ``features``,
 ``features[7]`` for a single vector; ``items``, ``items[3].features``, ``items[3].features[7]``,
 ``items[3].pictureId`` for a batch.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from .api_models import ScoreRequest
 from .arrays import F32
@@ -28,6 +31,21 @@ class FeatureBatch:
     picture_ids: list[str | None]
     features: F32
     is_batch: bool
+
+
+def _unit(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
+    """``values / ||values||`` for any finite float64 vector, or ``None`` for the zero vector.
+
+    Dividing by the largest magnitude first keeps the square sum in range: norms like 1e300 or 1e-320
+    (denormals) give the same unit vector as 1, where a plain float32 norm would overflow to infinity
+    (then NaN) or underflow to zero. A head with L2 input normalisation only sees the direction, so the
+    answer is scale-invariant across the whole JSON range.
+    """
+    peak = float(np.abs(values).max())
+    if not peak > 0.0:
+        return None
+    scaled = values / peak
+    return scaled / math.sqrt(float(np.dot(scaled, scaled)))
 
 
 def validate_score_request(request: ScoreRequest, head: Head, *, max_items: int) -> FeatureBatch:
@@ -51,14 +69,17 @@ def validate_score_request(request: ScoreRequest, head: Head, *, max_items: int)
                 f"{path} must have {head.input_dim} numbers, got {len(features)}", field=path
             )
         values = np.asarray(features, dtype=np.float64)
-        too_big = np.abs(values) > FLOAT32_MAX
-        if too_big.any():
-            where = f"{path}[{int(np.argmax(too_big))}]"
-            raise InvalidFeaturesError(f"{where} is outside the float32 range (±3.4e38)", field=where)
-        rows[row] = values
-        # The head divides by the float32 norm; a vector whose float32 square sum is 0 has none.
-        if head.input_normalization == "l2" and not float(np.dot(rows[row], rows[row])) > 0.0:
-            raise InvalidFeaturesError(f"{path} must not be all zeros (cannot L2-normalize)", field=path)
+        if head.input_normalization == "l2":
+            unit = _unit(values)
+            if unit is None:
+                raise InvalidFeaturesError(f"{path} must not be all zeros (cannot L2-normalize)", field=path)
+            rows[row] = unit
+        else:
+            too_big = np.abs(values) > FLOAT32_MAX
+            if too_big.any():
+                where = f"{path}[{int(np.argmax(too_big))}]"
+                raise InvalidFeaturesError(f"{where} is outside the float32 range (±3.4e38)", field=where)
+            rows[row] = values
         if picture_id is not None:
             if picture_id in seen:
                 where = f"{prefix}pictureId"

@@ -11,7 +11,7 @@ from .api_models import (
     ScoreRequest,
     ScoreResult,
 )
-from .exceptions import ResultNotFoundError
+from .exceptions import PictureConflictError, ResultNotFoundError
 from .manifest import ModelManifest
 from .records import ClassificationItem, SourceInfo
 from .results import ResultFields
@@ -46,10 +46,15 @@ class ScoringService:
             for picture_id, result in zip(batch.picture_ids, fields, strict=True)
             if picture_id is not None
         ]
-        if len(items) == 1:
-            self.store.put(items[0])
-        elif items:
-            self.store.put_many(items)
+        try:
+            self.store.put_api_results(items)
+        except PictureConflictError as exc:
+            where = (
+                f"items[{batch.picture_ids.index(exc.picture_id)}].pictureId"
+                if batch.is_batch
+                else "pictureId"
+            )
+            raise PictureConflictError(exc.message, field=where, picture_id=exc.picture_id) from exc
         results = [
             ScoreResult(**dict(result), picture_id=picture_id, stored=picture_id is not None)
             for picture_id, result in zip(batch.picture_ids, fields, strict=True)

@@ -87,7 +87,8 @@ class FunctionSettings(BaseSettings):
 class ScoreSettings(FunctionSettings):
     """The feature-scoring API (zip function)."""
 
-    max_batch_items: int = Field(default=100, ge=1, le=1000)
+    #: At most 100: a batch is stored in one DynamoDB transaction (all or nothing).
+    max_batch_items: int = Field(default=100, ge=1, le=100)
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     #: The manifest of the image embedder the upload function runs, so ``GET /v1/model`` can name the model
     #: whose features the head expects. ``sam build`` copies it into the function (Makefile, MODEL_DIR).
@@ -104,6 +105,8 @@ class UploadSettings(FunctionSettings):
     """The S3 upload classifier (container image). The manifest is read from beside the model."""
 
     model_path: Path
+    #: Events for any other bucket are ignored with a warning (empty: accept every bucket).
+    upload_bucket: str = ""
     max_image_bytes: int = Field(default=DEFAULT_MAX_IMAGE_BYTES, ge=1)
     max_image_pixels: int = Field(default=DEFAULT_MAX_IMAGE_PIXELS, ge=1)
     key_prefix: str = ""

@@ -7,7 +7,8 @@ conditional write keyed by the event sequencer. Outcomes:
 * ``classified`` / ``failed`` (a bad image: recorded with the reason, never retried) / ``deleted``;
 * ``duplicate`` — a result from the same or a newer event is already stored (at-least-once delivery);
 * ``superseded`` — the object changed or vanished since the event; the newer event carries it;
-* ``ignored`` — outside the configured prefix/suffixes.
+* ``ignored`` — outside the configured prefix/suffixes, or (``code="other_bucket"``) from a bucket other
+  than the configured upload bucket.
 
 Transient AWS errors and configuration errors raise, so Lambda retries and then sends the event to the
 dead-letter queue, from which ``python -m clip_classifier.redrive`` replays it.
@@ -76,6 +77,7 @@ class UploadClassifier:
         preprocessor: Preprocessor,
         key_prefix: str = "",
         key_suffixes: tuple[str, ...] = (),
+        bucket: str = "",
     ) -> None:
         self.source = source
         self.store = store
@@ -84,6 +86,8 @@ class UploadClassifier:
         self.preprocessor = preprocessor
         self.key_prefix = key_prefix
         self.key_suffixes = tuple(s.lower() for s in key_suffixes)
+        #: The upload bucket; events for any other bucket are ignored (empty: accept every bucket).
+        self.bucket = bucket
 
     def wanted(self, key: str) -> bool:
         if self.key_prefix and not key.startswith(self.key_prefix):
@@ -92,6 +96,8 @@ class UploadClassifier:
 
     def process(self, event: ObjectEvent) -> Outcome:
         picture_id = picture_id_for_key(event.key, self.key_prefix)
+        if self.bucket and event.bucket != self.bucket:
+            return Outcome(picture_id, event.key, "ignored", code="other_bucket")
         if not self.wanted(event.key):
             return Outcome(picture_id, event.key, "ignored")
         source = SourceInfo(

@@ -78,5 +78,6 @@ def build_upload_function(settings: UploadSettings, clients: AwsClients) -> Uplo
         preprocessor=Preprocessor(embedder.manifest.transform, limits, mode=settings.preprocess_mode),
         key_prefix=settings.key_prefix,
         key_suffixes=settings.key_suffixes,
+        bucket=settings.upload_bucket,
     )
     return UploadFunction(settings, classifier, init_ms=(time.perf_counter() - start) * 1000)
