@@ -64,6 +64,21 @@ class LocalUploads:
             ]
         }
 
+    def delete_version_event(self, key: str, version_id: str) -> dict[str, Any]:
+        """Remove one version (or a delete marker) for good, as ``DeleteObject`` with a ``VersionId`` does."""
+        self.s3.delete_object(Bucket=self.bucket, Key=key, VersionId=version_id)
+        return {
+            "Records": [
+                s3_event(
+                    "ObjectRemoved:Delete",
+                    self.bucket,
+                    quote_plus(key, safe="/"),
+                    sequencer=self.next_sequencer(),
+                    version_id=version_id,
+                )
+            ]
+        }
+
     def put(self, key: str, data: bytes) -> Any:
         return self.deliver(self.put_event(key, data))
 

@@ -8,6 +8,7 @@ still arrives.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .aws import AWS_ERRORS, ErrorFamily, aws_error, is_not_found, is_precondition_failed
@@ -26,10 +27,32 @@ if TYPE_CHECKING:
 _ERRORS = ErrorFamily(other=SourceObjectError, transient=TransientSourceError, denied=SourceAccessDeniedError)
 
 
+@dataclass(frozen=True, slots=True)
+class CurrentVersion:
+    version_id: str | None
+    etag: str
+    size: int
+
+
 class S3ObjectSource:
     def __init__(self, s3: S3Client, *, max_bytes: int) -> None:
         self.s3 = s3
         self.max_bytes = max_bytes
+
+    def current(self, bucket: str, key: str) -> CurrentVersion | None:
+        """The key's current version, or ``None`` when it has none (deleted, or a delete marker on top)."""
+        where = f"s3://{bucket}/{key}"
+        try:
+            meta = self.s3.head_object(Bucket=bucket, Key=key)
+        except AWS_ERRORS as exc:
+            if is_not_found(exc):
+                return None
+            raise aws_error(exc, _ERRORS, action="read", target=where) from exc
+        return CurrentVersion(
+            version_id=meta.get("VersionId") or None,
+            etag=str(meta.get("ETag", "")).strip('"'),
+            size=int(meta.get("ContentLength", 0)),
+        )
 
     def open(self, event: ObjectEvent) -> ObjectStream | None:
         """The object's body as a stream, or ``None`` if it changed or vanished since the event (the newer

@@ -5,6 +5,8 @@ Per record: filter by prefix/suffix → ``HeadObject`` (size limit before any do
 conditional write keyed by the event sequencer. Outcomes:
 
 * ``classified`` / ``failed`` (a bad image: recorded with the reason, never retried) / ``deleted``;
+  on a versioned bucket, removing one version or a delete marker for good leaves the picture as the key's
+  current version shows it: still (or again) classified, or deleted when no version is current;
 * ``duplicate`` — a result from the same or a newer event is already stored (at-least-once delivery);
 * ``superseded`` — the object changed or vanished since the event; the newer event carries it;
 * ``ignored`` — outside the configured prefix/suffixes, or (``code="other_bucket"``) from a bucket other
@@ -100,7 +102,28 @@ class UploadClassifier:
             return Outcome(picture_id, event.key, "ignored", code="other_bucket")
         if not self.wanted(event.key):
             return Outcome(picture_id, event.key, "ignored")
-        source = SourceInfo(
+        source = self._source_info(event)
+        if event.kind == "removed" and event.version_id and not event.event_name.endswith("DeleteMarkerCreated"):
+            # On a versioned bucket this removed one version (or a delete marker) for good; the key may
+            # still have a current version — an older one, or the one a removed delete marker uncovered.
+            # S3 versioning decides: the picture is what HEAD of the key shows now.
+            current = self.source.current(event.bucket, event.key)
+            if current is not None:
+                shown = event.model_copy(
+                    update={"version_id": current.version_id, "etag": current.etag, "size": current.size}
+                )
+                return self._classify(shown, picture_id, self._source_info(shown))
+        if event.kind == "removed":
+            marker = ClassificationItem(
+                picture_id=picture_id, status="deleted", source=source, sequencer=event.normalized_sequencer
+            )
+            written = self.store.put_if_newer(marker)
+            return Outcome(picture_id, event.key, "deleted" if written else "duplicate")
+        return self._classify(event, picture_id, source)
+
+    @staticmethod
+    def _source_info(event: ObjectEvent) -> SourceInfo:
+        return SourceInfo(
             type="s3",
             bucket=event.bucket,
             key=event.key,
@@ -109,13 +132,6 @@ class UploadClassifier:
             size=event.size,
             event_time=event.event_time,
         )
-        if event.kind == "removed":
-            marker = ClassificationItem(
-                picture_id=picture_id, status="deleted", source=source, sequencer=event.normalized_sequencer
-            )
-            written = self.store.put_if_newer(marker)
-            return Outcome(picture_id, event.key, "deleted" if written else "duplicate")
-        return self._classify(event, picture_id, source)
 
     def _classify(self, event: ObjectEvent, picture_id: str, source: SourceInfo) -> Outcome:
         watch = _Stopwatch()
