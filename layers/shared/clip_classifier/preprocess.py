@@ -32,6 +32,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .arrays import F32
 from .exceptions import (
+    ClassifierError,
     CorruptImageError,
     EmptyImageError,
     ImageTooLargeError,
@@ -102,6 +103,10 @@ def sniff_format(data: bytes) -> str | None:
 Source = bytes | BinaryIO | io.RawIOBase
 
 
+def _brief(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
 def open_image(source: Source, limits: ImageLimits) -> Image.Image:
     """Parse the header only, and enforce every limit before decoding pixels.
 
@@ -130,8 +135,14 @@ def open_image(source: Source, limits: ImageLimits) -> Image.Image:
         ) from exc
     except Image.DecompressionBombError as exc:
         raise ImageTooManyPixelsError(f"image declares too many pixels: {exc}") from exc
+    except ClassifierError:
+        raise  # the stream's own errors (a broken transfer is transient, not a corrupt image)
     except _DECODE_ERRORS as exc:
         raise CorruptImageError(f"cannot read the image header: {exc}") from exc
+    except Exception as exc:  # decoder plugins raise anything (RuntimeError, MemoryError, ...)
+        raise CorruptImageError(
+            f"the {sniff_format(prefix) or 'image'} decoder failed: {_brief(exc)}"
+        ) from exc
     if image.format not in SUPPORTED_FORMATS:
         raise UnsupportedImageError(f"image format {image.format} is not supported")
     width, height = image.size
@@ -167,8 +178,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return image.convert("RGB")
     except Image.DecompressionBombError as exc:
         raise ImageTooManyPixelsError(f"image expands to too many pixels: {exc}") from exc
+    except ClassifierError:
+        raise  # the stream's own errors (a broken transfer is transient, not a corrupt image)
     except _DECODE_ERRORS as exc:
         raise CorruptImageError(f"cannot decode the {image.format} image: {exc}") from exc
+    except Exception as exc:  # decoder plugins raise anything (RuntimeError, MemoryError, ...)
+        raise CorruptImageError(f"the {image.format} decoder failed: {_brief(exc)}") from exc
 
 
 def resize_size(width: int, height: int, shortest_edge: int) -> tuple[int, int]:

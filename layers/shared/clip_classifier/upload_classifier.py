@@ -103,7 +103,11 @@ class UploadClassifier:
         if not self.wanted(event.key):
             return Outcome(picture_id, event.key, "ignored")
         source = self._source_info(event)
-        if event.kind == "removed" and event.version_id and not event.event_name.endswith("DeleteMarkerCreated"):
+        if (
+            event.kind == "removed"
+            and event.version_id
+            and not event.event_name.endswith("DeleteMarkerCreated")
+        ):
             # On a versioned bucket this removed one version (or a delete marker) for good; the key may
             # still have a current version — an older one, or the one a removed delete marker uncovered.
             # S3 versioning decides: the picture is what HEAD of the key shows now.

@@ -1,0 +1,90 @@
+"""A bounded mutation fuzz of the decode path: whatever bytes arrive, the preprocessor returns pixels or
+raises one of the image errors that become a ``failed`` item — never anything else (issue 9, item 4)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clip_classifier.exceptions import CorruptImageError, ImageError
+from clip_classifier.manifest import load_manifest
+from clip_classifier.preprocess import ImageLimits, Preprocessor
+from clip_local.paths import REPO_ROOT, TINY_MODEL_DIR
+
+FIXTURES = REPO_ROOT / "tests" / "fixtures" / "images"
+#: Small fixtures of every container the decoder accepts (the large ones only slow the fuzz down).
+SEEDS = [
+    "small_rgb.png",
+    "landscape_rgb.jpg",
+    "animated.gif",
+    "photo.webp",
+    "bitmap.bmp",
+    "scan.tiff",
+    "iphone.heic",
+    "palette_transparent.png",
+    "exif_rotate_6.jpg",
+]
+MUTANTS_PER_SEED = 40
+
+
+def mutate(data: bytes, rng: random.Random) -> bytes:
+    """Flip, overwrite, insert, delete or truncate a few bytes — mostly inside the header, where parsers
+    make their decisions."""
+    raw = bytearray(data)
+    for _ in range(rng.randint(1, 6)):
+        if len(raw) < 2:
+            break
+        limit = min(len(raw) - 1, 512) if rng.random() < 0.7 else len(raw) - 1
+        at = rng.randint(0, max(0, limit))
+        action = rng.randrange(5)
+        if action == 0:
+            raw[at] ^= 1 << rng.randrange(8)
+        elif action == 1:
+            raw[at] = rng.choice([0x00, 0xFF, 0x7F, 0x80, rng.randrange(256)])
+        elif action == 2:
+            raw[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+        elif action == 3:
+            del raw[at : at + rng.randint(1, 8)]
+        else:
+            del raw[max(1, at) :]
+    return bytes(raw)
+
+
+@pytest.fixture(scope="module")
+def preprocessor() -> Preprocessor:
+    transform = load_manifest(TINY_MODEL_DIR / "int8" / "manifest.json").transform
+    return Preprocessor(transform, ImageLimits(max_bytes=5_000_000, max_pixels=4_000_000))
+
+
+@pytest.mark.parametrize("seed_name", SEEDS)
+def test_mutants_decode_or_fail_cleanly(preprocessor: Preprocessor, seed_name: str) -> None:
+    original = (FIXTURES / seed_name).read_bytes()
+    rng = random.Random(f"fuzz-{seed_name}")
+    outcomes = {"decoded": 0, "failed": 0}
+    for _ in range(MUTANTS_PER_SEED):
+        data = mutate(original, rng)
+        try:
+            pixels = preprocessor(data).pixels
+        except ImageError:
+            outcomes["failed"] += 1
+            continue
+        assert np.isfinite(pixels).all()
+        outcomes["decoded"] += 1
+    assert sum(outcomes.values()) == MUTANTS_PER_SEED
+    assert outcomes["failed"] > 0  # the mutations reach the error paths
+
+
+def test_an_unexpected_plugin_exception_is_a_corrupt_image(
+    preprocessor: Preprocessor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decoder raising outside Pillow's usual errors (the HEIF/AVIF plugins raise RuntimeError)."""
+
+    def broken_load(self: Image.Image) -> None:
+        raise RuntimeError("plugin exploded")
+
+    monkeypatch.setattr(Image.Image, "load", broken_load)
+    with pytest.raises(CorruptImageError, match="decoder failed: RuntimeError: plugin exploded"):
+        preprocessor((FIXTURES / "small_rgb.png").read_bytes())
