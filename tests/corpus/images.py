@@ -209,6 +209,70 @@ def image_cases() -> list[ImageCase]:
     return cases
 
 
+# --- round 2: cases an outside review found (generated, small) -------------------------------------
+
+
+def gif_many_frames(frames: int = 100_000) -> bytes:
+    """A 1×1 GIF with ``frames`` frames of 23 bytes each: counting them walks every one."""
+    header = b"GIF89a" + (1).to_bytes(2, "little") * 2 + bytes([0x80, 0, 0]) + b"\x00\x00\x00\xff\xff\xff"
+    frame = (
+        b"\x21\xf9\x04\x04\x0a\x00\x00\x00"  # graphic control: delay 10 ms
+        + b"\x2c" + b"\x00\x00" * 2 + b"\x01\x00" * 2 + b"\x00"  # 1×1 at (0, 0), no local palette
+        + b"\x02\x02\x44\x01\x00"  # LZW: one pixel of colour 0
+    )  # fmt: skip
+    return header + frame * frames + b"\x3b"
+
+
+def tiff_many_ifds(ifds: int = 24_000) -> bytes:
+    """A valid 32×24 TIFF whose first IFD links to a chain of ``ifds`` more (each a one-pixel page)."""
+    base = bytearray(_encode(_photo(32, 24), "TIFF"))
+    assert base[:4] == b"II*\x00"
+    first = int.from_bytes(base[4:8], "little")
+    count = int.from_bytes(base[first : first + 2], "little")
+    next_pointer = first + 2 + 12 * count
+    page = bytearray(_encode(Image.new("L", (1, 1)), "TIFF"))
+    page_ifd = int.from_bytes(page[4:8], "little")
+    page_count = int.from_bytes(page[page_ifd : page_ifd + 2], "little")
+    entries = bytes(page[page_ifd + 2 : page_ifd + 2 + 12 * page_count])
+    pixel = len(base)  # one L pixel, shared by every page: strip offset and byte count patched below
+    base += b"\x00\x00"
+    chain_start = len(base)
+    size = 2 + 12 * page_count + 4
+    out = bytearray()
+    for i in range(ifds):
+        ifd = bytearray(page_count.to_bytes(2, "little") + entries)
+        for e in range(page_count):
+            at = 2 + 12 * e
+            if int.from_bytes(ifd[at : at + 2], "little") == 273:  # StripOffsets
+                ifd[at + 8 : at + 12] = pixel.to_bytes(4, "little")
+        nxt = chain_start + (i + 1) * size if i + 1 < ifds else 0
+        out += ifd + nxt.to_bytes(4, "little")
+    base[next_pointer : next_pointer + 4] = chain_start.to_bytes(4, "little")
+    return bytes(base + out)
+
+
+def float_tiff() -> bytes:
+    values = np.linspace(0.0, 1.0, 48 * 32, dtype=np.float32).reshape(32, 48)
+    return _encode(Image.fromarray(values, "F"), "TIFF")
+
+
+def png_big_text() -> bytes:
+    """A valid PNG with a zTXt chunk that inflates to 2 MB (Pillow's guard is 1 MB a chunk)."""
+    raw = _encode(_photo(64, 48), "PNG")
+    ztxt = b"Comment\x00\x00" + zlib.compress(b"A" * 2_000_000, 9)
+    at = raw.index(b"IDAT") - 4
+    return raw[:at] + _png_chunk(b"zTXt", ztxt) + raw[at:]
+
+
+def round_two_cases() -> list[ImageCase]:
+    return [
+        ImageCase("GIF with 100,000 frames (2.3 MB)", "frames.gif", gif_many_frames, "classified"),
+        ImageCase("TIFF with 24,001 chained IFDs (2.9 MB)", "ifds.tiff", tiff_many_ifds, "classified"),
+        ImageCase("float32 (mode F) TIFF", "float.tiff", float_tiff, "image_unsupported"),
+        ImageCase("PNG with a 2 MB (inflated) zTXt chunk", "bigtext.png", png_big_text, "image_unsupported"),
+    ]
+
+
 if __name__ == "__main__":
-    for c in image_cases():
+    for c in [*image_cases(), *round_two_cases()]:
         print(f"{c.case:<62} {c.name:<24} {c.expected}")

@@ -9,9 +9,9 @@ from PIL import Image
 
 from clip_classifier.picture_id import picture_id_for_key
 from clip_local.stack import LocalStack, local_stack
-from tests.corpus.images import MAX_BYTES, ImageCase, image_cases
+from tests.corpus.images import MAX_BYTES, ImageCase, image_cases, round_two_cases
 
-CASES = image_cases()
+CASES = [*image_cases(), *round_two_cases()]
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,11 @@ from .settings import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
 register_heif_opener()
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF"})
+#: Pixel layouts with a faithful conversion to 8-bit RGB (16-bit greyscale is scaled, alpha composited).
+SUPPORTED_MODES = frozenset(
+    {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"}
+    | {"I", "I;16", "I;16L", "I;16B", "I;16N"}
+)
 _RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
 # What Pillow raises on damaged data, depending on the codec and where the damage is.
 _DECODE_ERRORS = (
@@ -103,6 +108,32 @@ def sniff_format(data: bytes) -> str | None:
 Source = bytes | BinaryIO | io.RawIOBase
 
 
+class _Borrowed(io.RawIOBase):
+    """A view of the caller's seekable stream that Pillow may close without closing the stream."""
+
+    def __init__(self, stream: io.RawIOBase) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._stream.read(-1 if size is None else size) or b""
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        return self._stream.readinto(buffer) or 0
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+
 def _brief(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc)[:200]}"
 
@@ -118,8 +149,10 @@ def open_image(source: Source, limits: ImageLimits) -> Image.Image:
             raise ImageTooLargeError(f"image is {len(source)} bytes; the limit is {limits.max_bytes}")
         fp: BinaryIO = io.BytesIO(source)
     else:
+        # Pillow closes the file when the image is closed (to_rgb closes it to free its pixels early); the
+        # stream belongs to the caller, who still drains it so the SDK can check length and checksum.
         # A RawIOBase is a binary file at run time; typeshed's BinaryIO is nominal, hence the cast.
-        fp = cast(BinaryIO, source)
+        fp = cast(BinaryIO, _Borrowed(cast(io.RawIOBase, source)))
     prefix = fp.read(16)
     fp.seek(0)
     if not prefix:
@@ -137,6 +170,13 @@ def open_image(source: Source, limits: ImageLimits) -> Image.Image:
         raise ImageTooManyPixelsError(f"image declares too many pixels: {exc}") from exc
     except ClassifierError:
         raise  # the stream's own errors (a broken transfer is transient, not a corrupt image)
+    except ValueError as exc:
+        if "MAX_TEXT" in str(exc) or "text chunks" in str(exc):
+            # A valid PNG whose text metadata is over Pillow's decompression guard (1 MB a chunk).
+            raise UnsupportedImageError(
+                f"the PNG's text metadata is over the 1 MB safety limit ({exc})"
+            ) from exc
+        raise CorruptImageError(f"cannot read the image header: {exc}") from exc
     except _DECODE_ERRORS as exc:
         raise CorruptImageError(f"cannot read the image header: {exc}") from exc
     except Exception as exc:  # decoder plugins raise anything (RuntimeError, MemoryError, ...)
@@ -145,6 +185,10 @@ def open_image(source: Source, limits: ImageLimits) -> Image.Image:
         ) from exc
     if image.format not in SUPPORTED_FORMATS:
         raise UnsupportedImageError(f"image format {image.format} is not supported")
+    if image.mode not in SUPPORTED_MODES:
+        # A valid file in a layout the pipeline cannot turn into a photo faithfully (float or complex
+        # samples, exotic band sets): say so, rather than call it corrupt or guess a conversion.
+        raise UnsupportedImageError(f"{image.format} images with {image.mode} pixels are not supported")
     width, height = image.size
     if width <= 0 or height <= 0:
         raise CorruptImageError(f"image declares an empty size {width}x{height}")
@@ -156,26 +200,34 @@ def open_image(source: Source, limits: ImageLimits) -> Image.Image:
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Decode (first frame), apply EXIF orientation, and convert to 8-bit RGB with alpha on white."""
+    """Decode (first frame), apply EXIF orientation, and convert to 8-bit RGB with alpha on white.
+
+    Consumes ``image``: it is rotated in place and closed once converted, so at the pixel limit (40 MP
+    RGBA, 160 MB a copy) no more than two full-size copies are alive at once (``bench/decode_limits.py``).
+    """
     try:
-        if getattr(image, "n_frames", 1) > 1:
-            image.seek(0)
+        # The frame decoded is the one open_image checked: frame 0, or the primary image of a HEIF file
+        # (which pi-heif selects on open, and which need not be image 0). Never seek, never count frames:
+        # n_frames walks every frame of a GIF or every IFD of a TIFF, and a few kilobytes can hold 10^5.
         image.load()
-        # An unreadable EXIF block only loses the orientation hint, not the picture.
+        # An unreadable EXIF block only loses the orientation hint, not the picture. In place: the
+        # default returns a full copy even when there is nothing to rotate.
         with contextlib.suppress(*_DECODE_ERRORS):
-            image = ImageOps.exif_transpose(image) or image
+            ImageOps.exif_transpose(image, in_place=True)
         if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
             # 16-bit greyscale: Pillow's own convert("RGB") clips at 255 (nearly all white); scale instead.
             wide = np.asarray(image, dtype=np.uint32)
-            image = Image.fromarray((wide >> 8).clip(0, 255).astype(np.uint8), "L")
-        elif image.mode == "F":
-            image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), "L")
+            image = _replace(image, Image.fromarray((wide >> 8).clip(0, 255).astype(np.uint8), "L"))
+            del wide
         has_alpha = "A" in image.getbands() or image.info.get("transparency") is not None
         if has_alpha:
-            rgba = image.convert("RGBA")
-            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            return Image.alpha_composite(background, rgba).convert("RGB")
-        return image.convert("RGB")
+            rgba = image if image.mode == "RGBA" else _replace(image, image.convert("RGBA"))
+            # Composited onto the white canvas in place (the same operation as Image.alpha_composite).
+            canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            canvas.alpha_composite(rgba)
+            rgba.close()
+            return _replace(canvas, canvas.convert("RGB"))
+        return image if image.mode == "RGB" else _replace(image, image.convert("RGB"))
     except Image.DecompressionBombError as exc:
         raise ImageTooManyPixelsError(f"image expands to too many pixels: {exc}") from exc
     except ClassifierError:
@@ -184,6 +236,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
         raise CorruptImageError(f"cannot decode the {image.format} image: {exc}") from exc
     except Exception as exc:  # decoder plugins raise anything (RuntimeError, MemoryError, ...)
         raise CorruptImageError(f"the {image.format} decoder failed: {_brief(exc)}") from exc
+
+
+def _replace(old: Image.Image, new: Image.Image) -> Image.Image:
+    """``new``, after releasing ``old``'s pixels (close frees them at once, not at garbage collection)."""
+    old.close()
+    return new
 
 
 def resize_size(width: int, height: int, shortest_edge: int) -> tuple[int, int]:
