@@ -102,7 +102,9 @@ def palette(transparent: bool) -> bytes:
 
 
 def image_cases() -> list[ImageCase]:
-    jpeg = lambda: _encode(_photo(200, 150), "JPEG", quality=90)  # noqa: E731
+    def jpeg() -> bytes:
+        return _encode(_photo(200, 150), "JPEG", quality=90)
+
     cases = [
         ImageCase("zero bytes", "zero.jpg", lambda: b"", "image_empty"),
         ImageCase(
