@@ -13,6 +13,7 @@ from pydantic import ConfigDict, Field, Strict, model_validator
 from pydantic.alias_generators import to_camel
 
 from .results import CamelModel, ResultFields
+from .results_store import MAX_TRANSACTION_ITEMS
 
 #: JSON numbers only (no strings, booleans or null), and never NaN/Infinity.
 FiniteNumber = Annotated[float, Strict(), Field(allow_inf_nan=False)]
@@ -23,7 +24,8 @@ PictureId = Annotated[str, Field(pattern=PICTURE_ID_PATTERN, examples=["IMG_0042
 
 #: Hard ceilings of the schema; the configured limits (MAX_BATCH_ITEMS) are checked by the service.
 MAX_FEATURES = 4096
-MAX_ITEMS = 100
+#: A batch is stored in one DynamoDB transaction, so it holds at most what one transaction takes.
+MAX_ITEMS = MAX_TRANSACTION_ITEMS
 
 
 _Body = CamelModel

@@ -26,6 +26,7 @@ from pydantic_settings import (
 from pydantic_settings.sources.utils import parse_env_vars
 
 from .exceptions import ConfigurationError
+from .results_store import MAX_TRANSACTION_ITEMS
 
 #: Lambda's only writable place; both functions keep the head weights here.
 DEFAULT_CACHE_DIR = Path("/tmp/clip-classifier")  # noqa: S108 - Lambda's /tmp
@@ -88,7 +89,7 @@ class ScoreSettings(FunctionSettings):
     """The feature-scoring API (zip function)."""
 
     #: At most 100: a batch is stored in one DynamoDB transaction (all or nothing).
-    max_batch_items: int = Field(default=100, ge=1, le=100)
+    max_batch_items: int = Field(default=100, ge=1, le=MAX_TRANSACTION_ITEMS)
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     #: The manifest of the image embedder the upload function runs, so ``GET /v1/model`` can name the model
     #: whose features the head expects. ``sam build`` copies it into the function (Makefile, MODEL_DIR).
