@@ -22,7 +22,7 @@ from PIL import Image
 
 from clip_classifier.settings import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
 from clip_local.paths import TINY_MODEL_DIR
-from tests.corpus.images import round_two_cases
+from tests.corpus.images import progressive_scans, round_two_cases
 
 CHILD = """
 import json, sys, time
@@ -70,6 +70,8 @@ def rgba_40mp_rotated() -> bytes:
 def cases() -> list[tuple[str, Callable[[], bytes]]]:
     return [
         ("40 MP RGBA PNG, EXIF rotation 6", rgba_40mp_rotated),
+        # 6324² ≤ 40,000,000: the most scan work the limits let through.
+        ("40 MP progressive JPEG, 100 scans (the limit)", lambda: progressive_scans(100, size=6324)),
         *((case.case, case.payload) for case in round_two_cases()),
     ]
 

@@ -14,6 +14,7 @@ from the environment at cold start (model and head loaded and verified before th
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_plus
@@ -36,6 +37,9 @@ Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 logger = Logger()
 metrics = Metrics()
+#: Seconds kept back from the invocation's end for what follows a decode (embed, store) and the last logs.
+#: A record that reaches this point unfinished is retried rather than killed mid-write.
+RESERVED_SECONDS = 5.0
 
 
 def _object_event(record: S3EventRecord) -> ObjectEvent:
@@ -73,6 +77,7 @@ def create_handler(function: UploadFunction) -> Handler:
             kind = event.raw_event.get("Event", "unknown")
             logger.info("event without records acknowledged", extra={"event": kind})
             return {"records": 0, "outcomes": {}}
+        deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - RESERVED_SECONDS
         counts: dict[str, int] = {}
         retry: ClassifierError | None = None
         for index, record in enumerate(event.records):
@@ -89,7 +94,7 @@ def create_handler(function: UploadFunction) -> Handler:
                 counts["malformed"] = counts.get("malformed", 0) + 1
                 continue
             try:
-                outcome = classifier.process(object_event)
+                outcome = classifier.process(object_event, deadline)
             except ClassifierError as exc:
                 # Keep going so the other records are stored; raise at the end for Lambda's retry → DLQ.
                 logger.error(

@@ -41,9 +41,9 @@ class LambdaContext:
     memory_limit_in_mb = 512
     invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:local"
 
-    def __init__(self) -> None:
+    def __init__(self, timeout_seconds: float = 30) -> None:
         self.aws_request_id = str(uuid.uuid4())
-        self._deadline = time.monotonic() + 30
+        self._deadline = time.monotonic() + timeout_seconds
 
     def get_remaining_time_in_millis(self) -> int:
         return int((self._deadline - time.monotonic()) * 1000)

@@ -28,6 +28,8 @@ class AsyncInvoker:
     sqs: SQSClient
     dead_letter_queue_url: str
     max_retry_attempts: int = 2
+    #: The function's Timeout (template.yaml): what the context's remaining time counts down from.
+    timeout_seconds: float = 60
     function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:ClassifyUploadFunction"
     #: Attempts made per invoke() call, in order (for tests and the local summary).
     attempts: list[int] = field(default_factory=list)
@@ -38,7 +40,7 @@ class AsyncInvoker:
         error: BaseException | None = None
         for attempt in range(1, self.max_retry_attempts + 2):
             try:
-                self.handler(event, LambdaContext())
+                self.handler(event, LambdaContext(self.timeout_seconds))
             except Exception as exc:  # noqa: BLE001 - Lambda catches everything the handler raises
                 error = exc
                 continue

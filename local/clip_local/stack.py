@@ -41,6 +41,7 @@ from .template import (
     create_queue,
     create_table,
     function_environment,
+    function_timeout,
     load_template,
 )
 from .template import max_retry_attempts as template_retries
@@ -201,6 +202,7 @@ def local_stack(
             sqs,
             dlq_url,
             max_retry_attempts=template_retries(template, "ClassifyUploadFunction"),
+            timeout_seconds=function_timeout(template, "ClassifyUploadFunction"),
         )
         try:
             yield LocalStack(

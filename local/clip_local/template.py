@@ -142,3 +142,10 @@ def function_environment(template: dict[str, Any], logical_id: str) -> dict[str,
 def max_retry_attempts(template: dict[str, Any], logical_id: str) -> int:
     config = resource(template, logical_id)["Properties"].get("EventInvokeConfig", {})
     return int(resolve(template, config.get("MaximumRetryAttempts", 2)))
+
+
+def function_timeout(template: dict[str, Any], logical_id: str) -> float:
+    """The function's ``Timeout`` in seconds (its own, else Globals', else Lambda's default of 3)."""
+    own = resource(template, logical_id)["Properties"].get("Timeout")
+    default = template.get("Globals", {}).get("Function", {}).get("Timeout", 3)
+    return float(resolve(template, own if own is not None else default))

@@ -266,12 +266,148 @@ def png_big_text() -> bytes:
     return raw[:at] + _png_chunk(b"zTXt", ztxt) + raw[at:]
 
 
+def jpeg_segments(data: bytes) -> list[tuple[int, bytes]]:
+    """A JPEG split into (marker, bytes), each SOS segment with the entropy-coded data that follows it."""
+    out, pos = [(0xD8, data[:2])], 2
+    while pos < len(data):
+        marker = data[pos + 1]
+        if marker == 0xD9:
+            out.append((marker, data[pos : pos + 2]))
+            break
+        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker == 0xDA:
+            # Entropy-coded data runs to the next marker that is neither a stuffed 0xFF00 nor RSTn.
+            while data[(end := data.index(b"\xff", end)) + 1] in range(0xD0, 0xD8) or data[end + 1] == 0:
+                end += 2
+        out.append((marker, data[pos:end]))
+        pos = end
+    return out
+
+
+def progressive_scans(scans: int, size: int = 2000) -> bytes:
+    """A valid progressive JPEG (libjpeg's 10-scan script) whose last, 14-byte refinement scan is repeated
+    until the file has ``scans`` scans: every scan walks the whole coefficient buffer."""
+    flat = Image.new("RGB", (size, size), (120, 130, 140))  # flat: each refinement scan is 14 bytes
+    segments = jpeg_segments(_encode(flat, "JPEG", progressive=True, quality=75))
+    own = [body for marker, body in segments if marker == 0xDA]
+    head = b"".join(body for marker, body in segments if marker != 0xD9)
+    return head + own[-1] * (scans - len(own)) + b"\xff\xd9"
+
+
+def tiff_file(
+    size: tuple[int, int],
+    *,
+    data: list[bytes],
+    layout: dict[int, int],
+    samples: int = 3,
+    photometric: int = 2,
+    extra_samples: tuple[int, ...] = (),
+    compression: int = 8,
+    shared: bool = False,
+) -> bytes:
+    """A little-endian one-page TIFF written tag by tag (Pillow cannot write tiles or lie about them).
+
+    ``data`` holds the strips or tiles as stored; ``layout`` is {RowsPerStrip: n} or {TileWidth: w,
+    TileLength: h}; offsets and byte counts are filled in, one per entry of ``data``. ``shared``: the
+    entries are equal, stored once, and every offset points at that one copy.
+    """
+    tiled = 322 in layout
+    offsets_tag, counts_tag = (324, 325) if tiled else (273, 279)
+    tags: dict[int, tuple[int, list[int]]] = {
+        256: (4, [size[0]]),
+        257: (4, [size[1]]),
+        258: (3, [8] * samples),
+        259: (3, [compression]),
+        262: (3, [photometric]),
+        277: (3, [samples]),
+        284: (3, [1]),
+        **{tag: (4, [value]) for tag, value in layout.items()},
+        offsets_tag: (4, [0] * len(data)),
+        counts_tag: (4, [len(chunk) for chunk in data]),
+    }
+    if extra_samples:
+        tags[338] = (3, list(extra_samples))
+    ifd_end = 8 + 2 + 12 * len(tags) + 4
+    outside = {tag: 2 * len(v) if t == 3 else 4 * len(v) for tag, (t, v) in tags.items()}
+    data_start = ifd_end + sum(n for n in outside.values() if n > 4)
+    if shared:
+        positions = [data_start] * len(data)
+    else:
+        positions = [int(p) for p in np.cumsum([data_start] + [len(chunk) for chunk in data])[:-1]]
+    tags[offsets_tag] = (4, positions)
+    entries, blobs = b"", b""
+    for tag in sorted(tags):
+        kind, values = tags[tag]
+        packed = b"".join(struct.pack("<H" if kind == 3 else "<I", v) for v in values)
+        if len(packed) <= 4:
+            entries += struct.pack("<HHI", tag, kind, len(values)) + packed.ljust(4, b"\0")
+        else:
+            entries += struct.pack("<HHII", tag, kind, len(values), ifd_end + len(blobs))
+            blobs += packed
+    header = b"II*\x00" + struct.pack("<IH", 8, len(tags))
+    return header + entries + b"\0\0\0\0" + blobs + (data[0] if shared else b"".join(data))
+
+
+def tiled_tiff(width: int = 100, height: int = 80, tile: int = 256) -> bytes:
+    """A valid tiled TIFF whose one 256×256 tile overhangs a 100×80 image (as the format allows)."""
+    padded = np.zeros((tile, tile, 3), dtype=np.uint8)
+    padded[:height, :width] = np.asarray(_photo(width, height))
+    return tiff_file(
+        (width, height),
+        data=[zlib.compress(padded.tobytes())],
+        layout={322: tile, 323: tile},
+    )
+
+
+def tiff_giant_tile(tile: int = 16384) -> bytes:
+    """A 16×16 TIFF declaring one 16384×16384 tile: libtiff would allocate 805 MB for it."""
+    return tiff_file((16, 16), data=[zlib.compress(b"\0" * 64)], layout={322: tile, 323: tile})
+
+
+def tiff_many_strips(strips: int = 100_000) -> bytes:
+    """A 16×16 TIFF declaring ``strips`` one-row strips (its 16 rows need 16), all of one stored row."""
+    row = b"\x80" * 48
+    return tiff_file((16, 16), data=[row] * strips, layout={278: 1}, compression=1, shared=True)
+
+
+def cmyk_alpha_tiff() -> bytes:
+    """A valid 8-bit CMYK TIFF with an unassociated alpha channel (Pillow has no such mode)."""
+    pixels = np.full((24, 32, 5), 64, dtype=np.uint8)
+    return tiff_file(
+        (32, 24),
+        data=[pixels.tobytes()],
+        layout={278: 24},
+        samples=5,
+        photometric=5,
+        extra_samples=(2,),
+        compression=1,
+    )
+
+
 def round_two_cases() -> list[ImageCase]:
     return [
         ImageCase("GIF with 100,000 frames (2.3 MB)", "frames.gif", gif_many_frames, "classified"),
         ImageCase("TIFF with 24,001 chained IFDs (2.9 MB)", "ifds.tiff", tiff_many_ifds, "classified"),
         ImageCase("float32 (mode F) TIFF", "float.tiff", float_tiff, "image_unsupported"),
         ImageCase("PNG with a 2 MB (inflated) zTXt chunk", "bigtext.png", png_big_text, "image_unsupported"),
+        ImageCase(
+            "progressive JPEG with 1,000 scans (38 kB)",
+            "scans.jpg",
+            lambda: progressive_scans(1000),
+            "image_too_complex",
+        ),
+        ImageCase(
+            "progressive JPEG with 100 scans (the limit)",
+            "scans100.jpg",
+            lambda: progressive_scans(100),
+            "classified",
+        ),
+        ImageCase("tiled TIFF (a 256×256 tile, 100×80 image)", "tiled.tiff", tiled_tiff, "classified"),
+        ImageCase("TIFF declaring a 16384×16384 tile (16×16)", "tile.tiff", tiff_giant_tile, "image_corrupt"),
+        ImageCase(
+            "TIFF with 100,000 strips for 16 rows (0.8 MB)", "strips.tiff", tiff_many_strips, "image_corrupt"
+        ),
+        ImageCase("CMYK + alpha TIFF", "cmyka.tiff", cmyk_alpha_tiff, "image_unsupported"),
     ]
 
 

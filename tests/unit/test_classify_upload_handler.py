@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from clip_classifier.exceptions import ConfigurationError, ModelNotFoundError
+from clip_classifier.exceptions import ConfigurationError, InvocationTimeoutError, ModelNotFoundError
 from clip_classifier.picture_id import picture_id_for_key
 from clip_classifier.redrive import main as redrive_main
 from clip_classifier.redrive import original_event
@@ -173,3 +173,36 @@ def test_an_event_for_another_bucket_is_ignored_with_a_warning(
     assert invoke(event)["outcomes"] == {"ignored": 1}
     assert any(r.getMessage() == "event for another bucket ignored" for r in caplog.records)
     assert upload.classifier.store.get(picture_id_for_key(KEY, "uploads/")) is None
+
+
+def test_an_image_over_its_cpu_budget_is_failed_as_too_complex(
+    upload_env: Any, weights_uri: str, tmp_path: Path
+) -> None:
+    # A budget no decode can meet: the real pipeline stops at its first check and records why.
+    function = build_upload(
+        tmp_path, WEIGHTS_URI=weights_uri, UPLOAD_BUCKET=BUCKET, MAX_DECODE_SECONDS="1e-9"
+    )
+    handler = load_function("classify_upload").create_handler(function)
+    data = (REPO_ROOT / "tests" / "fixtures" / "images" / "landscape_rgb.jpg").read_bytes()
+    result = handler(created_event(upload_env, data), LambdaContext())
+    assert result["outcomes"] == {"failed": 1}
+    item = function.classifier.store.get(picture_id_for_key(KEY, "uploads/"))
+    assert item is not None and item.error is not None
+    assert item.error.code == "image_too_complex"
+    assert "of CPU" in item.error.message
+
+
+def test_a_record_without_time_left_is_retried_not_failed(upload_env: Any, upload: UploadFunction) -> None:
+    handler = load_function("classify_upload").create_handler(upload)
+    data = (REPO_ROOT / "tests" / "fixtures" / "images" / "landscape_rgb.jpg").read_bytes()
+    # Less remaining time than the handler keeps back for embedding and storing: nothing is started.
+    event = created_event(upload_env, data)
+    with pytest.raises(InvocationTimeoutError, match="no time left"):
+        handler(event, LambdaContext(timeout_seconds=app_reserved_seconds() - 1))
+    assert upload.classifier.store.get(picture_id_for_key(KEY, "uploads/")) is None
+    # Lambda's retry (the same event, a fresh invocation with the full timeout) classifies it.
+    assert handler(event, LambdaContext(60))["outcomes"] == {"classified": 1}
+
+
+def app_reserved_seconds() -> float:
+    return float(load_function("classify_upload").RESERVED_SECONDS)

@@ -13,6 +13,7 @@ from clip_classifier.exceptions import CorruptImageError, ImageError
 from clip_classifier.manifest import load_manifest
 from clip_classifier.preprocess import ImageLimits, Preprocessor
 from clip_local.paths import REPO_ROOT, TINY_MODEL_DIR
+from tests.corpus.images import progressive_scans, tiled_tiff
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "images"
 #: Small fixtures of every container the decoder accepts (the large ones only slow the fuzz down).
@@ -27,7 +28,16 @@ SEEDS = [
     "palette_transparent.png",
     "exif_rotate_6.jpg",
 ]
+#: Layouts no fixture has, generated: a progressive JPEG (scan counting) and a tiled TIFF (layout checks).
+GENERATED = {
+    "progressive.jpg": lambda: progressive_scans(20, size=64),
+    "tiled.tiff": tiled_tiff,
+}
 MUTANTS_PER_SEED = 40
+
+
+def seed_bytes(name: str) -> bytes:
+    return GENERATED[name]() if name in GENERATED else (FIXTURES / name).read_bytes()
 
 
 def mutate(data: bytes, rng: random.Random) -> bytes:
@@ -59,9 +69,9 @@ def preprocessor() -> Preprocessor:
     return Preprocessor(transform, ImageLimits(max_bytes=5_000_000, max_pixels=4_000_000))
 
 
-@pytest.mark.parametrize("seed_name", SEEDS)
+@pytest.mark.parametrize("seed_name", [*SEEDS, *GENERATED])
 def test_mutants_decode_or_fail_cleanly(preprocessor: Preprocessor, seed_name: str) -> None:
-    original = (FIXTURES / seed_name).read_bytes()
+    original = seed_bytes(seed_name)
     rng = random.Random(f"fuzz-{seed_name}")
     outcomes = {"decoded": 0, "failed": 0}
     for _ in range(MUTANTS_PER_SEED):

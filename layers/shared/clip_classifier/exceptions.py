@@ -140,12 +140,25 @@ class ImageTooManyPixelsError(ImageError):
     code = "image_too_many_pixels"
 
 
+class ImageTooComplexError(ImageError):
+    """Decoding would take more work than any real photo needs (thousands of scans, a CPU budget spent)."""
+
+    code = "image_too_complex"
+
+
 class UnsupportedImageError(ImageError):
     code = "image_unsupported"
 
 
 class CorruptImageError(ImageError):
     code = "image_corrupt"
+
+
+class InvocationTimeoutError(ClassifierError):
+    """The invocation's time ran out before a record was finished: retried, since the image may be fine."""
+
+    code = "invocation_timeout"
+    transient = True
 
 
 # --- AWS adapters -------------------------------------------------------------------------------------

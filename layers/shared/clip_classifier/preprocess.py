@@ -31,6 +31,7 @@ from pi_heif import register_heif_opener
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .arrays import F32
+from .decode_guards import BudgetedReader, DecodeBudget, check_structure
 from .exceptions import (
     ClassifierError,
     CorruptImageError,
@@ -40,7 +41,7 @@ from .exceptions import (
     UnsupportedImageError,
 )
 from .manifest import ImageTransform
-from .settings import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
+from .settings import DEFAULT_MAX_DECODE_SECONDS, DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
 
 # HEIC/HEIF (iPhone photos): a hard dependency of the image runtime, registered once per process.
 register_heif_opener()
@@ -73,6 +74,8 @@ MAX_ASPECT = 16
 class ImageLimits:
     max_bytes: int = DEFAULT_MAX_IMAGE_BYTES
     max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    #: CPU seconds one image may take from header to tensor (see :class:`~.decode_guards.DecodeBudget`).
+    max_decode_seconds: float = DEFAULT_MAX_DECODE_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,51 +111,25 @@ def sniff_format(data: bytes) -> str | None:
 Source = bytes | BinaryIO | io.RawIOBase
 
 
-class _Borrowed(io.RawIOBase):
-    """A view of the caller's seekable stream that Pillow may close without closing the stream."""
-
-    def __init__(self, stream: io.RawIOBase) -> None:
-        super().__init__()
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        return self._stream.read(-1 if size is None else size) or b""
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        return self._stream.readinto(buffer) or 0
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._stream.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._stream.tell()
-
-
 def _brief(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
-def open_image(source: Source, limits: ImageLimits) -> Image.Image:
+def open_image(source: Source, limits: ImageLimits, budget: DecodeBudget | None = None) -> Image.Image:
     """Parse the header only, and enforce every limit before decoding pixels.
 
     ``source`` is the whole file, or a seekable stream that enforces ``limits.max_bytes`` itself (an
     :class:`~clip_classifier.object_stream.ObjectStream`); pixels are decoded from it later, as they arrive.
+    Every read the decoder makes checks ``budget``.
     """
     if isinstance(source, bytes):
         if len(source) > limits.max_bytes:
             raise ImageTooLargeError(f"image is {len(source)} bytes; the limit is {limits.max_bytes}")
-        fp: BinaryIO = io.BytesIO(source)
-    else:
-        # Pillow closes the file when the image is closed (to_rgb closes it to free its pixels early); the
-        # stream belongs to the caller, who still drains it so the SDK can check length and checksum.
-        # A RawIOBase is a binary file at run time; typeshed's BinaryIO is nominal, hence the cast.
-        fp = cast(BinaryIO, _Borrowed(cast(io.RawIOBase, source)))
+        source = io.BytesIO(source)
+    # Pillow closes the file when the image is closed (to_rgb closes it to free its pixels early); the
+    # reader does not close the caller's stream. A RawIOBase is a binary file at run time; typeshed's
+    # BinaryIO is nominal, hence the cast.
+    fp = cast(BinaryIO, BudgetedReader(source, budget))
     prefix = fp.read(16)
     fp.seek(0)
     if not prefix:
@@ -162,7 +139,7 @@ def open_image(source: Source, limits: ImageLimits) -> Image.Image:
     except UnidentifiedImageError as exc:
         claimed = sniff_format(prefix)
         if claimed is not None:
-            raise CorruptImageError(f"the file starts like {claimed} but cannot be parsed") from exc
+            raise _unreadable(fp, claimed) from exc
         raise UnsupportedImageError(
             "not a supported image (JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC/HEIF expected)"
         ) from exc
@@ -196,24 +173,59 @@ def open_image(source: Source, limits: ImageLimits) -> Image.Image:
         raise ImageTooManyPixelsError(
             f"image is {width}x{height} = {width * height} pixels; the limit is {limits.max_pixels}"
         )
+    try:
+        check_structure(image)
+    except ClassifierError:
+        raise
+    except Exception as exc:  # a malformed tag value met while checking
+        raise CorruptImageError(f"cannot read the {image.format} structure: {_brief(exc)}") from exc
     return image
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
+#: What a format plugin says about a valid file in a layout it cannot decode.
+_UNSUPPORTED_REASONS = ("unknown pixel mode", "unsupported", "not supported")
+
+
+def _unreadable(fp: BinaryIO, claimed: str) -> ClassifierError:
+    """Why no plugin opened a file that starts like ``claimed``: that format's plugin, run alone, says.
+
+    Pillow's ``open`` tries every plugin and keeps none of their reasons; the claimed format's own reason
+    tells a valid layout it does not decode (a CMYK TIFF with alpha: unsupported) from a damaged file.
+    """
+    factory = Image.OPEN.get(claimed.upper(), (None, None))[0]
+    reason = "it cannot be parsed"
+    if factory is not None:
+        try:
+            fp.seek(0)
+            factory(fp, "").close()
+        except ClassifierError as exc:
+            return exc
+        except Exception as exc:  # noqa: BLE001 - only its words are kept, in the error returned
+            reason = str(exc)[:200] or type(exc).__name__
+    if any(marker in reason.lower() for marker in _UNSUPPORTED_REASONS):
+        return UnsupportedImageError(f"this {claimed} layout is not supported ({reason})")
+    return CorruptImageError(f"the file starts like {claimed} but {reason}")
+
+
+def to_rgb(image: Image.Image, budget: DecodeBudget | None = None) -> Image.Image:
     """Decode (first frame), apply EXIF orientation, and convert to 8-bit RGB with alpha on white.
 
     Consumes ``image``: it is rotated in place and closed once converted, so at the pixel limit (40 MP
     RGBA, 160 MB a copy) no more than two full-size copies are alive at once (``bench/decode_limits.py``).
+    ``budget`` is checked between the stages (the reads inside ``load`` check it too).
     """
+    check = budget.check if budget is not None else _no_check
     try:
         # The frame decoded is the one open_image checked: frame 0, or the primary image of a HEIF file
         # (which pi-heif selects on open, and which need not be image 0). Never seek, never count frames:
         # n_frames walks every frame of a GIF or every IFD of a TIFF, and a few kilobytes can hold 10^5.
         image.load()
+        check()
         # An unreadable EXIF block only loses the orientation hint, not the picture. In place: the
         # default returns a full copy even when there is nothing to rotate.
         with contextlib.suppress(*_DECODE_ERRORS):
             ImageOps.exif_transpose(image, in_place=True)
+        check()
         if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
             # 16-bit greyscale: Pillow's own convert("RGB") clips at 255 (nearly all white); scale instead.
             wide = np.asarray(image, dtype=np.uint32)
@@ -226,6 +238,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
             canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
             canvas.alpha_composite(rgba)
             rgba.close()
+            check()
             return _replace(canvas, canvas.convert("RGB"))
         return image if image.mode == "RGB" else _replace(image, image.convert("RGB"))
     except Image.DecompressionBombError as exc:
@@ -236,6 +249,10 @@ def to_rgb(image: Image.Image) -> Image.Image:
         raise CorruptImageError(f"cannot decode the {image.format} image: {exc}") from exc
     except Exception as exc:  # decoder plugins raise anything (RuntimeError, MemoryError, ...)
         raise CorruptImageError(f"the {image.format} decoder failed: {_brief(exc)}") from exc
+
+
+def _no_check() -> None:
+    return None
 
 
 def _replace(old: Image.Image, new: Image.Image) -> Image.Image:
@@ -323,13 +340,18 @@ class Preprocessor:
             self.mode == "fast" or min(image.size) >= 2 * self.transform.shortest_edge * self.fast_oversample
         )
 
-    def __call__(self, source: Source) -> Preprocessed:
-        """Decode and transform the whole file's bytes, or a stream still being read (see :func:`open_image`)."""
-        image = open_image(source, self.limits)
+    def __call__(self, source: Source, budget: DecodeBudget | None = None) -> Preprocessed:
+        """Decode and transform the whole file's bytes, or a stream still being read (see :func:`open_image`).
+
+        ``budget`` defaults to ``limits.max_decode_seconds`` of CPU, with no wall-clock deadline.
+        """
+        budget = budget or DecodeBudget(self.limits.max_decode_seconds)
+        image = open_image(source, self.limits, budget)
         width, height, fmt = image.width, image.height, str(image.format)
         fast = self.wants_fast(image)
         if fast:
             scale = self.transform.shortest_edge * self.fast_oversample / min(width, height)
             image.draft("RGB", (max(1, int(np.ceil(width * scale))), max(1, int(np.ceil(height * scale)))))
-        rgb = to_rgb(image)
+        rgb = to_rgb(image, budget)
+        budget.check()
         return Preprocessed(self._normalize(rgb), fmt, width, height, "fast" if fast else "exact")

@@ -33,6 +33,9 @@ DEFAULT_CACHE_DIR = Path("/tmp/clip-classifier")  # noqa: S108 - Lambda's /tmp
 #: Upload limits (template parameters MaxImageBytes / MaxImagePixels default to the same values).
 DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+#: CPU seconds one image may take to decode: the slowest valid image at the limits takes about 3.3 s
+#: (``bench/decode_limits.py``); the function's timeout is 60 s.
+DEFAULT_MAX_DECODE_SECONDS = 15.0
 
 CommaSeparated = Annotated[tuple[str, ...], NoDecode]
 
@@ -110,6 +113,7 @@ class UploadSettings(FunctionSettings):
     upload_bucket: str = ""
     max_image_bytes: int = Field(default=DEFAULT_MAX_IMAGE_BYTES, ge=1)
     max_image_pixels: int = Field(default=DEFAULT_MAX_IMAGE_PIXELS, ge=1)
+    max_decode_seconds: float = Field(default=DEFAULT_MAX_DECODE_SECONDS, gt=0)
     key_prefix: str = ""
     key_suffixes: CommaSeparated = ()
     preprocess_mode: Literal["auto", "exact", "fast"] = "auto"

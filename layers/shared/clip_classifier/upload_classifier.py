@@ -13,7 +13,9 @@ conditional write keyed by the event sequencer. Outcomes:
   than the configured upload bucket.
 
 Transient AWS errors and configuration errors raise, so Lambda retries and then sends the event to the
-dead-letter queue, from which ``python -m clip_classifier.redrive`` replays it.
+dead-letter queue, from which ``python -m clip_classifier.redrive`` replays it. So does a record started
+too close to the invocation's end (``deadline``): an image is only marked ``image_too_complex`` for its own
+CPU budget, never because earlier records used the time.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .arrays import F32
+from .decode_guards import DecodeBudget
 from .embedder import Embedder
-from .exceptions import ConfigurationError, ImageError
+from .exceptions import ConfigurationError, ImageError, InvocationTimeoutError
 from .object_stream import ObjectStream
 from .picture_id import picture_id_for_key
 from .preprocess import Preprocessor
@@ -96,7 +99,8 @@ class UploadClassifier:
             return False
         return not self.key_suffixes or key.lower().endswith(self.key_suffixes)
 
-    def process(self, event: ObjectEvent) -> Outcome:
+    def process(self, event: ObjectEvent, deadline: float | None = None) -> Outcome:
+        """One record; ``deadline`` (a ``time.monotonic()`` value) is when the invocation must stop work."""
         picture_id = picture_id_for_key(event.key, self.key_prefix)
         if self.bucket and event.bucket != self.bucket:
             return Outcome(picture_id, event.key, "ignored", code="other_bucket")
@@ -116,14 +120,14 @@ class UploadClassifier:
                 shown = event.model_copy(
                     update={"version_id": current.version_id, "etag": current.etag, "size": current.size}
                 )
-                return self._classify(shown, picture_id, self._source_info(shown))
+                return self._classify(shown, picture_id, self._source_info(shown), deadline)
         if event.kind == "removed":
             marker = ClassificationItem(
                 picture_id=picture_id, status="deleted", source=source, sequencer=event.normalized_sequencer
             )
             written = self.store.put_if_newer(marker)
             return Outcome(picture_id, event.key, "deleted" if written else "duplicate")
-        return self._classify(event, picture_id, source)
+        return self._classify(event, picture_id, source, deadline)
 
     @staticmethod
     def _source_info(event: ObjectEvent) -> SourceInfo:
@@ -137,7 +141,11 @@ class UploadClassifier:
             event_time=event.event_time,
         )
 
-    def _classify(self, event: ObjectEvent, picture_id: str, source: SourceInfo) -> Outcome:
+    def _classify(
+        self, event: ObjectEvent, picture_id: str, source: SourceInfo, deadline: float | None
+    ) -> Outcome:
+        if deadline is not None and time.monotonic() > deadline:
+            raise InvocationTimeoutError("no time left in the invocation to classify the record; retried")
         watch = _Stopwatch()
         head = self.weights.get()
         if self.embedder.output_dim != head.input_dim:
@@ -150,7 +158,8 @@ class UploadClassifier:
             if stream is None:
                 return Outcome(picture_id, event.key, "superseded", timings_ms=watch.timings)
             with stream:
-                pixels = self._decode(stream)
+                budget = DecodeBudget(self.preprocessor.limits.max_decode_seconds, deadline)
+                pixels = self._decode(stream, budget)
             watch.lap("decode")
             # Decoding overlapped the transfer; time spent waiting for bytes is the download's.
             watch.move("decode", "download", stream.wait_ms)
@@ -191,8 +200,8 @@ class UploadClassifier:
             **details,
         )
 
-    def _decode(self, stream: ObjectStream) -> F32:
-        pixels = self.preprocessor(stream).pixels
+    def _decode(self, stream: ObjectStream, budget: DecodeBudget) -> F32:
+        pixels = self.preprocessor(stream, budget).pixels
         # Decoders stop at the image's end marker; reading on lets the SDK verify length and checksum.
         stream.drain()
         return pixels

@@ -67,7 +67,11 @@ def build_upload_function(settings: UploadSettings, clients: AwsClients) -> Uplo
 
     start = time.perf_counter()
     embedder = Embedder(settings.model_path, threads=settings.intra_op_threads)
-    limits = ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    limits = ImageLimits(
+        max_bytes=settings.max_image_bytes,
+        max_pixels=settings.max_image_pixels,
+        max_decode_seconds=settings.max_decode_seconds,
+    )
     weights = _weights(settings, clients)
     weights.get()  # load (and verify) the head now rather than inside the first record's timings
     classifier = UploadClassifier(
