@@ -72,6 +72,10 @@ def create_handler(function: UploadFunction) -> Handler:
                 "model loaded",
                 extra={"init_ms": round(function.init_ms, 1), "threads": classifier.embedder.threads},
             )
+            if classifier.embedder.cpu_warning:
+                logger.warning(
+                    "int8 kernels differ from the export's", extra={"detail": classifier.embedder.cpu_warning}
+                )
         if "Records" not in event.raw_event:
             # S3 sends one s3:TestEvent when notifications are configured; nothing to classify.
             kind = event.raw_event.get("Event", "unknown")

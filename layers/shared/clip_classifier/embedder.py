@@ -18,6 +18,7 @@ import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from .arrays import F32
+from .cpu_features import CpuFeatures, detect_cpu_features
 from .exceptions import ModelFormatError, ModelIntegrityError, ModelNotFoundError
 from .manifest import ModelManifest, file_sha256, load_manifest
 
@@ -67,6 +68,23 @@ def _cgroup_cpu_quota() -> float | None:
     except (OSError, ValueError):
         pass
     return None
+
+
+def int8_path_warning(manifest: ModelManifest, here: CpuFeatures | None) -> str | None:
+    """Why this CPU may not reproduce the export's int8 fidelity figures, or None when it should.
+
+    onnxruntime picks its int8 kernels by instruction set (VNNI, AVX-512, AVX2); their numerics differ, so
+    figures measured on one family are not proof for another.
+    """
+    report = manifest.quantization_report
+    if manifest.quantization == "none" or report is None or report.cpu is None or here is None:
+        return None
+    if here.int8_path == report.cpu.int8_path:
+        return None
+    return (
+        f"the int8 model's fidelity was measured on a {report.cpu.int8_path} CPU, this one takes the "
+        f"{here.int8_path} path: re-run the export's recipe comparison on this CPU family to confirm it"
+    )
 
 
 class Embedder:
@@ -119,6 +137,7 @@ class Embedder:
         self.output_name = self.manifest.output_name
         self.output_dim = self.manifest.output_dim
         self.version = self.manifest.model_sha256
+        self.cpu_warning = int8_path_warning(self.manifest, detect_cpu_features())
 
     def embed(self, pixels: F32) -> F32:
         """``[N, 3, H, W]`` float32 → ``[N, output_dim]`` float32 (not normalized).

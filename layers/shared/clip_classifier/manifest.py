@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .cpu_features import CpuFeatures
 from .exceptions import ModelFormatError, ModelNotFoundError
 
 
@@ -25,6 +26,38 @@ class ImageTransform(BaseModel):
     image_std: tuple[float, float, float]
 
 
+class RecipeFigures(BaseModel):
+    """One quantization recipe measured against fp32 on the calibration inputs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_cosine: float
+    mean_cosine: float
+    #: With a head: the share of inputs whose top-1 class is fp32's, and the largest probability change.
+    top1_agreement: float | None = None
+    max_probability_change: float | None = None
+    embed_ms: float = Field(description="Median time per calibration input, this machine.")
+    passed: bool
+    #: Quantizable nodes left in fp32 (the sensitive-node recipe).
+    fp32_nodes: int = 0
+
+
+class QuantizationReport(BaseModel):
+    """How the deployed variant was chosen (``weights/export_clip_onnx.py --quantization auto``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    chosen: str
+    min_cosine: float
+    min_top1_agreement: float | None = None
+    head_version: str | None = None
+    calibration_inputs: int
+    #: The CPU the figures were measured on: int8 kernels (and numerics) differ between these.
+    cpu: CpuFeatures | None
+    onnxruntime: str
+    recipes: dict[str, RecipeFigures]
+
+
 class ModelManifest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
@@ -39,7 +72,10 @@ class ModelManifest(BaseModel):
     input_name: str
     output_name: str
     output_dim: int = Field(ge=1)
-    quantization: Literal["none", "int8-dynamic"]
+    quantization: Literal["none", "int8-dynamic", "int8-static", "int8-weight-only"]
+    #: The recipe this file was made with (``dynamic-per-tensor``, ``static-qdq-per-channel``, ``fp32`` ...).
+    quantization_recipe: str | None = None
+    quantization_report: QuantizationReport | None = None
     model_file: str
     model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     parity: dict[str, float] = Field(default_factory=dict, description="Figures measured at export.")

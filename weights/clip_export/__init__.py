@@ -1,0 +1,1 @@
+"""Offline export and quantization tooling (needs the 'export' extra); never part of a Lambda function."""
