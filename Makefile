@@ -33,7 +33,7 @@ local: install
 # openai/clip-vit-base-patch32 → $(MODEL_OUT)/{fp32,int8}: needs the Hugging Face hub once, and torch.
 model: install
 	$(PIP) install -q --disable-pip-version-check -e '.[dev,export]'
-	$(PY) weights/export_clip_onnx.py --model-id $(MODEL_ID) --out $(MODEL_OUT)
+	$(PY) weights/export_clip_onnx.py --model-id $(MODEL_ID) --out $(MODEL_OUT) --text
 
 test: install
 	$(PY) -m pytest -m "not export" -q
@@ -49,7 +49,7 @@ lint: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy functions/score_features/app.py
 	$(VENV)/bin/mypy functions/classify_upload/app.py
-	$(VENV)/bin/mypy weights/export_mlp_weights.py weights/export_clip_onnx.py weights/clip_export bench/
+	$(VENV)/bin/mypy weights/export_mlp_weights.py weights/export_clip_onnx.py weights/zero_shot_head.py weights/clip_export bench/
 	$(VENV)/bin/cfn-lint template.yaml
 
 # The SDK and what it brings, which the managed python3.12 runtime provides to zip functions: the layer

@@ -46,14 +46,18 @@ from typing import Any, Literal
 import numpy as np
 import onnxruntime as ort
 import torch
-from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+from onnxruntime.quantization.shape_inference import quant_pre_process
+from transformers import CLIPConfig, CLIPModel, CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from clip_classifier.exceptions import ImageError
 from clip_classifier.head import Head
 from clip_classifier.manifest import ImageTransform, ModelManifest, QuantizationReport
 from clip_classifier.preprocess import ImageLimits, Preprocessor, open_image, to_rgb
 from clip_classifier.weights_format import parse_weights
-from clip_export.quantization import BY_NAME, RECIPES, Comparison, as_feeds, compare_recipes, render
+from clip_export.prompt_templates import OPENAI_7
+from clip_export.quantization import BY_NAME, RECIPES, Comparison, as_feeds, compare_recipes, quantize, render
+from clip_export.text_model import TEXT_INPUT, TEXT_OUTPUT, TextModelManifest
+from clip_export.text_tokens import CONTEXT_LENGTH, TextTokens, build_offline_tokenizer
 
 try:  # transformers >= 5 names the PIL backend explicitly
     from transformers import CLIPImageProcessorPil as CLIPImageProcessor
@@ -119,6 +123,35 @@ CONFIGS: dict[str, dict[str, Any]] = {
         projection_dim=768,
     ),
 }
+# CLIP's text towers (the public checkpoints' shapes); tiny ones for tests. The vocabulary size grows to
+# fit the tokenizer where it is larger (never for the real ones).
+_TEXT_TINY = dict(
+    hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, vocab_size=1024
+)
+_TEXT_B = dict(
+    hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8, vocab_size=49408
+)
+TEXT_CONFIGS: dict[str, dict[str, Any]] = {
+    "vit-b-32": _TEXT_B,
+    "vit-b-16": _TEXT_B,
+    "vit-l-14": dict(
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        vocab_size=49408,
+    ),
+    "tiny": _TEXT_TINY,
+    "tiny-b16": _TEXT_TINY,
+    "tiny-l14": _TEXT_TINY,
+}
+#: Texts the text tower's parity is measured on: prompts, and strings that stress the tokenizer.
+TEXT_PARITY = [
+    *(t.format(label) for t in OPENAI_7 for label in ("dog", "group photo of friends", "phone screenshot")),
+    "Café  東京 🙂!!",
+    "  multiple   spaces\tand\nnewlines ",
+    "word " * 100,
+]
 INPUT_NAME, OUTPUT_NAME = "pixel_values", "image_embeds"
 FP32_MIN_COSINE, INT8_MIN_COSINE = 0.99999, 0.99
 DEFAULT_CALIBRATION = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "images"
@@ -136,6 +169,77 @@ class ImageEmbeds(torch.nn.Module):
         return embeds
 
 
+class ClipImageEmbeds(torch.nn.Module):
+    """pixel_values → image_embeds from a full CLIPModel (``--text``: both towers from one model)."""
+
+    def __init__(self, model: CLIPModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        pooled = self.model.vision_model(pixel_values=pixel_values).pooler_output
+        embeds: torch.Tensor = self.model.visual_projection(pooled)
+        return embeds
+
+
+class ClipTextEmbeds(torch.nn.Module):
+    """input_ids [N, 77] → text_embeds: the projected hidden state at ``<|endoftext|>`` (causal attention,
+    so padding after it changes nothing and no attention mask is needed)."""
+
+    def __init__(self, model: CLIPModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        pooled = self.model.text_model(input_ids=input_ids).pooler_output
+        embeds: torch.Tensor = self.model.text_projection(pooled)
+        return embeds
+
+
+def load_clip(args: argparse.Namespace, tokenizer_dir: Path) -> tuple[CLIPModel, Any, str, str]:
+    """The whole CLIPModel (both towers) and its tokenizer saved to ``tokenizer_dir``."""
+    if args.random_init:
+        tokens = TextTokens(build_offline_tokenizer(tokenizer_dir))
+        vision = {k: v for k, v in CONFIGS[args.config].items() if k != "projection_dim"}
+        text = {
+            **TEXT_CONFIGS[args.config],
+            "max_position_embeddings": CONTEXT_LENGTH,
+            "bos_token_id": tokens.bos_id,
+            "eos_token_id": tokens.eos_id,
+            "pad_token_id": tokens.pad_id,
+        }
+        text["vocab_size"] = max(text["vocab_size"], tokens.eos_id + 1)
+        torch.manual_seed(args.seed)
+        config = CLIPConfig(
+            text_config=text, vision_config=vision, projection_dim=CONFIGS[args.config]["projection_dim"]
+        )
+        size = int(vision["image_size"])
+        processor = CLIPImageProcessor(
+            size={"shortest_edge": size}, crop_size={"height": size, "width": size}
+        )
+        return CLIPModel(config).eval(), processor, f"random-init/{args.config}", f"seed-{args.seed}"
+    from transformers import AutoTokenizer
+
+    try:
+        model = CLIPModel.from_pretrained(args.model_id, revision=args.revision)
+        processor = CLIPImageProcessor.from_pretrained(args.model_id, revision=args.revision)
+        AutoTokenizer.from_pretrained(args.model_id, revision=args.revision).save_pretrained(
+            str(tokenizer_dir)
+        )
+    except OSError as exc:
+        raise SystemExit(_hub_error(args, exc)) from exc
+    revision = "local" if Path(args.model_id).is_dir() else getattr(model.config, "_commit_hash", None)
+    return model.eval(), processor, args.model_id, str(revision or args.revision)
+
+
+def _hub_error(args: argparse.Namespace, exc: Exception) -> str:
+    return (
+        f"cannot load {args.model_id}@{args.revision} from the Hugging Face hub ({type(exc).__name__}): "
+        "run this once where the hub is reachable, or pass --model-id a local checkpoint folder "
+        "(offline, --random-init --config vit-b-32 exports a stand-in whose labels mean nothing)"
+    )
+
+
 def load(args: argparse.Namespace) -> tuple[CLIPVisionModelWithProjection, Any, str, str]:
     if args.random_init:
         torch.manual_seed(args.seed)
@@ -151,11 +255,7 @@ def load(args: argparse.Namespace) -> tuple[CLIPVisionModelWithProjection, Any, 
         model = CLIPVisionModelWithProjection.from_pretrained(args.model_id, revision=args.revision)
         processor = CLIPImageProcessor.from_pretrained(args.model_id, revision=args.revision)
     except OSError as exc:  # what transformers raises when the hub is unreachable or the id is unknown
-        raise SystemExit(
-            f"cannot load {args.model_id}@{args.revision} from the Hugging Face hub ({type(exc).__name__}): "
-            "run this once where the hub is reachable, or pass --model-id a local checkpoint folder "
-            "(offline, --random-init --config vit-b-32 exports a stand-in whose labels mean nothing)"
-        ) from exc
+        raise SystemExit(_hub_error(args, exc)) from exc
     # A hub download knows its commit; a local checkpoint directory has none to report.
     local = Path(args.model_id).is_dir()
     revision = "local" if local else getattr(model.config, "_commit_hash", None) or args.revision
@@ -192,9 +292,11 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray((a * b).sum(axis=1))
 
 
-def run_onnx(path: Path, pixels: np.ndarray) -> np.ndarray:
+def run_onnx(
+    path: Path, inputs: np.ndarray, input_name: str = INPUT_NAME, output_name: str = OUTPUT_NAME
+) -> np.ndarray:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return np.asarray(session.run([OUTPUT_NAME], {INPUT_NAME: pixels})[0])
+    return np.asarray(session.run([output_name], {input_name: inputs})[0])
 
 
 def parity_inputs(processor: Any, fixtures: list[Path], size: int, seed: int) -> np.ndarray:
@@ -211,11 +313,18 @@ def parity_inputs(processor: Any, fixtures: list[Path], size: int, seed: int) ->
 
 
 def export(args: argparse.Namespace) -> dict[str, Any]:
-    model, processor, model_id, revision = load(args)
-    transform = transform_of(processor)
-    wrapper = ImageEmbeds(model).eval()
-    size = transform.crop_height
     out: Path = args.out
+    clip: CLIPModel | None = None
+    tokenizer_dir = out / "text" / "tokenizer"
+    wrapper: torch.nn.Module
+    if args.text:
+        clip, processor, model_id, revision = load_clip(args, tokenizer_dir)
+        wrapper = ClipImageEmbeds(clip).eval()
+    else:
+        model, processor, model_id, revision = load(args)
+        wrapper = ImageEmbeds(model).eval()
+    transform = transform_of(processor)
+    size = transform.crop_height
     (out / "fp32").mkdir(parents=True, exist_ok=True)
     (out / "int8").mkdir(parents=True, exist_ok=True)
     fp32_path, int8_path = out / "fp32" / "model.onnx", out / "int8" / "model.onnx"
@@ -280,6 +389,12 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
             manifest.model_dump_json(indent=2) + "\n", encoding="utf-8"
         )
 
+    if clip is not None:
+        parity.update(
+            export_text(
+                args, clip, tokenizer_dir, model_id, revision, [sha256(fp32_path), sha256(int8_path)], now
+            )
+        )
     if fixtures:
         golden = {
             "about": "torch fp32 image_embeds of each fixture, preprocessed by the Hugging Face CLIP image "
@@ -314,7 +429,84 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
     return parity
 
 
-def reference_dim(wrapper: ImageEmbeds, size: int) -> int:
+def export_text(
+    args: argparse.Namespace,
+    clip: CLIPModel,
+    tokenizer_dir: Path,
+    model_id: str,
+    revision: str,
+    vision_sha256: list[str],
+    created_at: str,
+) -> dict[str, float]:
+    """OUT/text/{fp32,int8}: the text tower (``text_embeds``), its tokenizer, and a manifest pairing it with
+    the vision models exported in the same run; parity against ``CLIPModel.get_text_features``."""
+    text_out = args.out / "text"
+    tokens = TextTokens(tokenizer_dir / "tokenizer.json", CONTEXT_LENGTH)
+    ids = tokens.encode(TEXT_PARITY)
+    wrapper = ClipTextEmbeds(clip).eval()
+    fp32_path, int8_path = text_out / "fp32" / "model.onnx", text_out / "int8" / "model.onnx"
+    for folder in (fp32_path.parent, int8_path.parent):
+        folder.mkdir(parents=True, exist_ok=True)
+        for item in tokenizer_dir.iterdir():
+            shutil.copyfile(item, folder / item.name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper,
+            (torch.from_numpy(ids[:2]),),
+            str(fp32_path),
+            input_names=[TEXT_INPUT],
+            output_names=[TEXT_OUTPUT],
+            dynamic_axes={TEXT_INPUT: {0: "batch"}, TEXT_OUTPUT: {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+            external_data=False,
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        quantize(BY_NAME["dynamic-matmul-only"], prepared, int8_path, [], [])
+    with torch.no_grad():
+        reference = clip.get_text_features(input_ids=torch.from_numpy(ids)).pooler_output.numpy()
+    fp32_cos = cosine(run_onnx(fp32_path, ids, TEXT_INPUT, TEXT_OUTPUT), reference)
+    int8_cos = cosine(run_onnx(int8_path, ids, TEXT_INPUT, TEXT_OUTPUT), reference)
+    parity = {
+        "text_fp32_vs_torch_min_cosine": float(fp32_cos.min()),
+        "text_int8_vs_torch_min_cosine": float(int8_cos.min()),
+        "text_int8_vs_torch_mean_cosine": float(int8_cos.mean()),
+        "text_parity_inputs": float(len(ids)),
+    }
+    for path, quant in ((fp32_path, "none"), (int8_path, "int8-dynamic")):
+        manifest = TextModelManifest(
+            model_id=model_id,
+            revision=revision,
+            config_name=args.config if args.random_init else "pretrained",
+            random_init=bool(args.random_init),
+            output_dim=int(reference.shape[1]),
+            context_length=CONTEXT_LENGTH,
+            pad_id=tokens.pad_id,
+            logit_scale=float(clip.logit_scale.exp().item()),
+            quantization=quant,  # type: ignore[arg-type]
+            model_sha256=sha256(path),
+            vision_model_sha256=vision_sha256,
+            parity=parity,
+            created_at=created_at,
+        )
+        (path.parent / "manifest.json").write_text(
+            manifest.model_dump_json(indent=2) + "\n", encoding="utf-8"
+        )
+    shutil.rmtree(tokenizer_dir)
+    print(
+        f"text tower: text_embeds[{reference.shape[1]}], logit scale {clip.logit_scale.exp().item():.4f}; "
+        f"parity vs torch on {len(ids)} texts: fp32 min cosine {fp32_cos.min():.7f}, "
+        f"int8 min {int8_cos.min():.5f} (mean {int8_cos.mean():.5f})"
+    )
+    if fp32_cos.min() < FP32_MIN_COSINE:
+        raise SystemExit(f"text fp32 ONNX parity {fp32_cos.min():.7f} < {FP32_MIN_COSINE}")
+    return parity
+
+
+def reference_dim(wrapper: torch.nn.Module, size: int) -> int:
     with torch.no_grad():
         return int(wrapper(torch.zeros(1, 3, size, size)).shape[1])
 
@@ -389,6 +581,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", choices=sorted(CONFIGS), default="vit-b-32", help="with --random-init")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--text",
+        action="store_true",
+        help="also export the text tower (OUT/text/{fp32,int8}) for zero-shot heads; both towers then come "
+        "from one CLIPModel",
+    )
     parser.add_argument("--fixtures", type=Path, help="folder of images for parity and golden embeddings")
     parser.add_argument(
         "--quantization",

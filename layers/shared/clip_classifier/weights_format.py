@@ -71,7 +71,8 @@ class WeightsDocument(_Strict):
 
     format: Literal["clip-head-weights"]
     format_version: Literal[1]
-    head_type: Literal["mlp", "logreg"]
+    #: How the head was made: a trained MLP or linear head, or CLIP text prototypes (weights/zero_shot_head.py).
+    head_type: Literal["mlp", "logreg", "zero_shot"]
     classes: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(min_length=2)
     input_dim: int = Field(ge=1, le=65536)
     input_normalization: Literal["l2", "none"]
