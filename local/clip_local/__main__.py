@@ -18,7 +18,7 @@ from clip_classifier.manifest import load_manifest
 from clip_classifier.picture_id import picture_id_for_key
 from clip_classifier.records import ClassificationItem
 
-from .paths import REPO_ROOT, default_model_dir
+from .paths import EXAMPLE_WEIGHTS, REPO_ROOT, default_model_dir
 from .stack import LocalStack, local_stack
 
 DEFAULT_IMAGES = REPO_ROOT / "tests" / "fixtures" / "images"
@@ -72,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         help="folder with model.onnx + manifest.json (default: the ViT-B/32 of 'make model' if exported, "
         "else the tiny test model)",
     )
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        default=EXAMPLE_WEIGHTS,
+        help="head weights JSON to serve (default: the random example head; e.g. one from weights/train_head.py)",
+    )
     parser.add_argument("--port", type=int, default=3000, help="port of the local API (default 3000)")
     parser.add_argument("--moto-port", type=int, default=5000, help="port of the moto server (default 5000)")
     parser.add_argument("--api-key", default="local-dev-key", help="x-api-key the local API requires")
@@ -87,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
     with local_stack(
+        weights=args.weights,
         api_port=args.port,
         moto_port=args.moto_port,
         api_key=args.api_key,

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from clip_classifier.head import Head
 from clip_classifier.weights_format import parse_weights
+from clip_export.head_files import head_document
 from clip_export.prompt_templates import OPENAI_7, OPENAI_80, SINGLE
 from clip_export.zero_shot import (
     class_prototypes,
     from_templates,
-    head_document,
     read_classes,
     read_prompts,
     wise_ft,
@@ -73,6 +74,12 @@ def test_prompt_files(tmp_path: Path) -> None:
     }
 
 
+def softmax_head(classes: list[str], weight: np.ndarray, bias: np.ndarray, head_type: str) -> dict[str, Any]:
+    return head_document(
+        classes, [(weight, bias)], output="softmax", head_type=head_type, training={}, exported_by="test"
+    )
+
+
 class FixedEncoder:
     """Embeddings chosen by hand, to check the ensembling arithmetic."""
 
@@ -94,9 +101,7 @@ def test_the_head_is_clip_softmax_of_scaled_cosines() -> None:
     rng = np.random.default_rng(0)
     protos = rng.normal(size=(3, 8))
     protos /= np.linalg.norm(protos, axis=1, keepdims=True)
-    doc = head_document(
-        ["a", "b", "c"], protos * 100.0, np.zeros(3), head_type="zero_shot", training={}, exported_by="t"
-    )
+    doc = softmax_head(["a", "b", "c"], protos * 100.0, np.zeros(3), "zero_shot")
     head = Head(parse_weights(json.dumps(doc)))
     image = rng.normal(size=(5, 8)).astype(np.float32) * 7.0
     _, probs = head.forward(image)
@@ -108,30 +113,8 @@ def test_the_head_is_clip_softmax_of_scaled_cosines() -> None:
 
 def test_wise_ft_interpolates_weights_and_checks_compatibility() -> None:
     rng = np.random.default_rng(1)
-    a = parse_weights(
-        json.dumps(
-            head_document(
-                ["x", "y"],
-                rng.normal(size=(2, 4)),
-                np.zeros(2),
-                head_type="zero_shot",
-                training={},
-                exported_by="t",
-            )
-        )
-    )
-    b = parse_weights(
-        json.dumps(
-            head_document(
-                ["x", "y"],
-                rng.normal(size=(2, 4)),
-                np.ones(2),
-                head_type="logreg",
-                training={},
-                exported_by="t",
-            )
-        )
-    )
+    a = parse_weights(json.dumps(softmax_head(["x", "y"], rng.normal(size=(2, 4)), np.zeros(2), "zero_shot")))
+    b = parse_weights(json.dumps(softmax_head(["x", "y"], rng.normal(size=(2, 4)), np.ones(2), "logreg")))
     mid = parse_weights(json.dumps(wise_ft(a, b, 0.25)))
     (wa, ba), (wb, bb), (wm, bm) = a.arrays()[0], b.arrays()[0], mid.arrays()[0]
     np.testing.assert_allclose(wm, 0.75 * wa + 0.25 * wb, atol=1e-6)
@@ -141,12 +124,6 @@ def test_wise_ft_interpolates_weights_and_checks_compatibility() -> None:
     np.testing.assert_array_equal(parse_weights(json.dumps(wise_ft(a, b, 1.0))).arrays()[0][0], wb)
     with pytest.raises(ValueError, match="alpha must be in"):
         wise_ft(a, b, 1.5)
-    other = parse_weights(
-        json.dumps(
-            head_document(
-                ["y", "x"], np.eye(2, 4), np.zeros(2), head_type="logreg", training={}, exported_by="t"
-            )
-        )
-    )
+    other = parse_weights(json.dumps(softmax_head(["y", "x"], np.eye(2, 4), np.zeros(2), "logreg")))
     with pytest.raises(ValueError, match="same classes"):
         wise_ft(a, other, 0.5)

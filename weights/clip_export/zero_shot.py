@@ -11,23 +11,16 @@ Wortsman et al. 2022): the hook the head trainer uses for ``--init zero-shot`` /
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from clip_classifier.manifest import ModelManifest
-from clip_classifier.weights_format import (
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    WeightsDocument,
-    content_sha256,
-    parse_weights,
-)
+from clip_classifier.weights_format import WeightsDocument
 
+from .head_files import head_document
 from .text_model import TextModelManifest
 
 
@@ -98,47 +91,6 @@ def class_prototypes(encoder: Encoder, prompts: Mapping[str, Sequence[str]]) -> 
     return np.stack([_unit(_unit(encoder.embed(list(texts))).mean(axis=0)) for texts in prompts.values()])
 
 
-def head_document(
-    classes: Sequence[str],
-    weight: np.ndarray,
-    bias: np.ndarray,
-    *,
-    head_type: str,
-    training: dict[str, Any],
-    exported_by: str,
-) -> dict[str, Any]:
-    """A one-layer softmax head on L2-normalised features, in the weights format, verified by the runtime."""
-    weight32, bias32 = np.asarray(weight, dtype=np.float32), np.asarray(bias, dtype=np.float32)
-    doc = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "head_type": head_type,
-        "classes": list(classes),
-        "input_dim": int(weight32.shape[1]),
-        "input_normalization": "l2",
-        "layers": [
-            {"type": "linear", "weight": weight32.tolist(), "bias": bias32.tolist()},
-            {"type": "softmax"},
-        ],
-        "output": "softmax",
-        "provenance": {
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "exported_by": exported_by,
-            "training": training,
-        },
-        "content_sha256": content_sha256(
-            classes=list(classes),
-            input_dim=int(weight32.shape[1]),
-            input_normalization="l2",
-            layer_types=["linear", "softmax"],
-            linear=[(weight32, bias32)],
-            output="softmax",
-        ),
-    }
-    parse_weights(json.dumps(doc), location="<new head>")  # the runtime's own validation
-    return doc
-
-
 def zero_shot_document(
     classes: Sequence[str],
     prototypes: np.ndarray,
@@ -158,8 +110,8 @@ def zero_shot_document(
     }
     return head_document(
         classes,
-        prototypes * text.logit_scale,
-        np.zeros(len(classes)),
+        [(prototypes * text.logit_scale, np.zeros(len(classes)))],
+        output="softmax",
         head_type="zero_shot",
         training=training,
         exported_by="weights/zero_shot_head.py",
@@ -188,8 +140,8 @@ def wise_ft(zero_shot: WeightsDocument, trained: WeightsDocument, alpha: float) 
     }
     return head_document(
         zero_shot.classes,
-        (1 - alpha) * w0 + alpha * w1,
-        (1 - alpha) * b0 + alpha * b1,
+        [((1 - alpha) * w0 + alpha * w1, (1 - alpha) * b0 + alpha * b1)],
+        output="softmax",
         head_type="logreg",
         training=training,
         exported_by="clip_export.zero_shot.wise_ft",

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, Strict, model_validator
 from pydantic.alias_generators import to_camel
 
-from .results import CamelModel, ResultFields
+from .results import AMBIGUOUS_DESCRIPTION, TOP_DESCRIPTION, CamelModel, RankedLabel, ResultFields
 from .results_store import MAX_TRANSACTION_ITEMS
 
 #: JSON numbers only (no strings, booleans or null), and never NaN/Infinity.
@@ -118,6 +118,8 @@ class Classification(_Body):
     scores: dict[str, float] | None = None
     top_label: str | None = None
     top_probability: float | None = None
+    top: list[RankedLabel] | None = Field(default=None, description=TOP_DESCRIPTION)
+    ambiguous: bool | None = Field(default=None, description=AMBIGUOUS_DESCRIPTION)
     head_version: str | None = None
     #: sha256 of the image embedder's model file (uploads only).
     embedder_version: str | None = None

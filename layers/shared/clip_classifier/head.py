@@ -27,6 +27,8 @@ class Prediction:
     classes: tuple[str, ...]
     scores: tuple[float, ...]
     probabilities: tuple[float, ...]
+    #: With a head that has an ambiguity guard: whether this result fell below it; else None.
+    ambiguous: bool | None = None
 
     @property
     def top_index(self) -> int:
@@ -40,6 +42,11 @@ class Prediction:
     def top_probability(self) -> float:
         return self.probabilities[self.top_index]
 
+    def top(self, count: int = 3) -> list[tuple[str, float]]:
+        """The ``count`` most probable (label, probability), most probable first (ties: class order)."""
+        order = sorted(range(len(self.classes)), key=lambda i: (-self.probabilities[i], i))
+        return [(self.classes[i], self.probabilities[i]) for i in order[:count]]
+
 
 class Head:
     """An immutable, ready-to-run head. Build it once per container from a parsed document."""
@@ -51,6 +58,7 @@ class Head:
         self.output = doc.output
         self.version = doc.content_sha256
         self.head_type = doc.head_type
+        self.ambiguity = doc.ambiguity
         # The fast paths run "linear (relu linear)* final" with W^T stored [in, out] contiguous, so that
         # x @ W^T + b matches torch.nn.Linear. Any other stack is refused here rather than run slowly.
         kinds = [layer.type for layer in doc.layers]
@@ -140,7 +148,13 @@ class Head:
     def predict(self, batch: F32) -> list[Prediction]:
         """Run and package a validated ``[N, input_dim]`` float32 batch."""
         scores, probabilities = self.forward(batch)
+        flags: list[bool | None] = [None] * len(probabilities)
+        if self.ambiguity is not None and len(self.classes) >= 2:
+            ordered = np.sort(probabilities, axis=1)
+            top, margin = ordered[:, -1], ordered[:, -1] - ordered[:, -2]
+            low = (top < self.ambiguity.min_top_probability) | (margin < self.ambiguity.min_margin)
+            flags = [bool(flag) for flag in low]
         return [
-            Prediction(self.classes, tuple(s.tolist()), tuple(p.tolist()))
-            for s, p in zip(scores, probabilities, strict=True)
+            Prediction(self.classes, tuple(s.tolist()), tuple(p.tolist()), flag)
+            for s, p, flag in zip(scores, probabilities, flags, strict=True)
         ]

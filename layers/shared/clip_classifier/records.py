@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from .results import CamelModel, ResultFields
+from .results import CamelModel, RankedLabel, ResultFields
 
 ItemStatus = Literal["classified", "failed", "deleted"]
 
@@ -59,6 +59,8 @@ class ClassificationItem(_Stored):
     scores: dict[str, float] | None = None
     top_label: str | None = None
     top_probability: float | None = None
+    top: list[RankedLabel] | None = None
+    ambiguous: bool | None = None
     head_version: str | None = None
     embedder_version: str | None = None
     source: SourceInfo

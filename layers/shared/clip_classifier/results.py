@@ -7,7 +7,7 @@ wherever it comes from.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from .head import Prediction
@@ -19,6 +19,21 @@ class CamelModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
+class RankedLabel(CamelModel):
+    label: str
+    probability: float
+
+
+#: How many labels a result ranks (``top``).
+TOP_COUNT = 3
+TOP_DESCRIPTION = "The three most probable labels, most probable first."
+AMBIGUOUS_DESCRIPTION = (
+    "With a head that carries an ambiguity guard: true when the top probability or its margin over the "
+    "second label is below the head's thresholds (fitted for a target precision) — treat topLabel as a "
+    "guess: show `top` or ask a person. null with a head without a guard."
+)
+
+
 class ResultFields(CamelModel):
     classes: list[str]
     #: Normalised probabilities (they sum to 1), by class.
@@ -27,6 +42,8 @@ class ResultFields(CamelModel):
     scores: dict[str, float]
     top_label: str
     top_probability: float
+    top: list[RankedLabel] = Field(description=TOP_DESCRIPTION)
+    ambiguous: bool | None = Field(default=None, description=AMBIGUOUS_DESCRIPTION)
     #: ``content_sha256`` of the head that produced the result.
     head_version: str
 
@@ -38,5 +55,7 @@ class ResultFields(CamelModel):
             scores=dict(zip(prediction.classes, prediction.scores, strict=True)),
             top_label=prediction.top_label,
             top_probability=prediction.top_probability,
+            top=[RankedLabel(label=label, probability=p) for label, p in prediction.top(TOP_COUNT)],
+            ambiguous=prediction.ambiguous,
             head_version=head_version,
         )

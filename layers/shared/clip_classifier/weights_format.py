@@ -66,18 +66,30 @@ class Provenance(_Strict):
     training: dict[str, Any] = Field(default_factory=dict, description="Free-form training information.")
 
 
+class AmbiguityGuard(_Strict):
+    """A result is ``ambiguous`` when its top probability or its top-1 − top-2 margin is below these (fitted
+    on held-out data for a target precision by weights/train_head.py)."""
+
+    min_top_probability: float = Field(ge=0, le=1)
+    min_margin: float = Field(ge=0, le=1)
+    #: How the thresholds were chosen (target precision, coverage): informative only.
+    fitted: dict[str, Any] = Field(default_factory=dict)
+
+
 class WeightsDocument(_Strict):
     """A head weights file, validated for internal consistency."""
 
     format: Literal["clip-head-weights"]
     format_version: Literal[1]
     #: How the head was made: a trained MLP or linear head, or CLIP text prototypes (weights/zero_shot_head.py).
-    head_type: Literal["mlp", "logreg", "zero_shot"]
+    head_type: Literal["mlp", "logreg", "prototype", "zero_shot"]
     classes: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(min_length=2)
     input_dim: int = Field(ge=1, le=65536)
     input_normalization: Literal["l2", "none"]
     layers: list[Layer] = Field(min_length=2)
     output: Literal["sigmoid_normalized", "softmax"] = "sigmoid_normalized"
+    #: Optional: results then carry ``ambiguous``. Part of the content hash (it changes results).
+    ambiguity: AmbiguityGuard | None = None
     provenance: Provenance
     content_sha256: Sha256
 
@@ -134,9 +146,10 @@ def content_sha256(
     layer_types: list[str],
     linear: list[tuple[np.ndarray, np.ndarray]],
     output: str,
+    ambiguity: tuple[float, float] | None = None,
 ) -> str:
     """The head version: sha256 of the canonical header and the float32 parameters."""
-    header = {
+    header: dict[str, Any] = {
         "classes": classes,
         "input_dim": input_dim,
         "input_normalization": input_normalization,
@@ -144,6 +157,8 @@ def content_sha256(
         "shapes": [list(w.shape) for w, _ in linear],
         "output": output,
     }
+    if ambiguity is not None:  # absent for heads without a guard: their versions stay what they were
+        header["ambiguity"] = [float(ambiguity[0]), float(ambiguity[1])]
     digest = hashlib.sha256(json.dumps(header, sort_keys=True, separators=(",", ":")).encode())
     digest.update(b"\0")
     for weight, bias in linear:
@@ -160,6 +175,9 @@ def document_sha256(doc: WeightsDocument) -> str:
         layer_types=[layer.type for layer in doc.layers],
         linear=doc.arrays(),
         output=doc.output,
+        ambiguity=(
+            None if doc.ambiguity is None else (doc.ambiguity.min_top_probability, doc.ambiguity.min_margin)
+        ),
     )
 
 
