@@ -21,6 +21,7 @@ import argparse
 import csv
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,24 @@ import numpy as np
 from clip_classifier.head import Head
 from clip_classifier.manifest import load_manifest
 from clip_classifier.weights_format import parse_weights
-from clip_export.evaluation import ambiguous, diagnostics, evaluate, fit_ambiguity, mcnemar, write_report
+from clip_export.evaluation import (
+    Metrics,
+    ambiguous,
+    diagnostics,
+    evaluate,
+    fit_ambiguity,
+    mcnemar,
+    write_report,
+)
 from clip_export.head_files import head_document
 from clip_export.head_training import (
     HEAD_TYPES,
     SIMPLEST_FIRST,
     TRAINERS,
+    Split,
     TrainedHead,
     TrainOptions,
+    fold_splits,
     stratified_split,
 )
 from clip_export.training_data import (
@@ -99,11 +110,15 @@ def choose(trained: dict[str, TrainedHead], data: Dataset, validation: np.ndarra
         ).macro_f1
         for name, head in trained.items()
     }
+    return choose_by(scores, "validation")
+
+
+def choose_by(scores: dict[str, float], where: str) -> tuple[str, str]:
     best = max(scores.values())
     order = [h for h in SIMPLEST_FIRST if h in scores]
     chosen = next(name for name in order if scores[name] >= best - TIE)
     rule = (
-        "best validation macro-F1 ("
+        f"best {where} macro-F1 ("
         + ", ".join(f"{name} {scores[name]:.3f}" for name in order)
         + f"); within {TIE} the simpler head wins ({', '.join(order)})"
     )
@@ -145,6 +160,82 @@ def zero_shot_heads(
     return heads
 
 
+@dataclass
+class Evaluation:
+    results: dict[str, tuple[Metrics, np.ndarray]]  # per head: test metrics and test probabilities
+    chosen: str
+    rule: str
+    winner: TrainedHead  # the head to deploy
+    split: Split  # the split the deployed head was trained with
+    split_description: dict[str, Any]
+    test_rows: np.ndarray  # rows of ``results``' probabilities, in order
+    guard_probabilities: np.ndarray  # held-out predictions the ambiguity guard is fitted on
+    guard_targets: np.ndarray
+
+
+def held_out(args: argparse.Namespace, data: Dataset, kinds: list[str], options: TrainOptions) -> Evaluation:
+    """One seeded split: hyperparameters and the choice on validation, figures on test."""
+    split = stratified_split(data.hard, data.classes, args.seed)
+    print(f"{len(data.classes)} classes, {len(data.features)} examples; split {split.sizes()}")
+    trained = {kind: TRAINERS[kind](data, split, options) for kind in kinds}
+    trained.update(zero_shot_heads(args, data, trained))
+    chosen, rule = (
+        choose(trained, data, split.validation) if len(trained) > 1 else (kinds[0], "the only head trained")
+    )
+    test_x, test_y = data.features[split.test], data.targets[split.test]
+    results = {
+        name: (evaluate(h.probabilities(test_x), test_y, data.classes), h.probabilities(test_x))
+        for name, h in trained.items()
+    }
+    winner = trained[chosen]
+    return Evaluation(
+        results, chosen, rule, winner, split, split.sizes(), split.test,
+        winner.probabilities(data.features[split.validation]), data.targets[split.validation],
+    )  # fmt: skip
+
+
+def cross_validate(
+    args: argparse.Namespace, data: Dataset, kinds: list[str], options: TrainOptions
+) -> Evaluation:
+    """K folds for small sets: every example is predicted once by heads that never saw it (out-of-fold);
+    figures, the choice and the ambiguity guard come from those predictions. The deployed head is then
+    trained on all folds but one, which it uses for its own hyperparameters and early stopping."""
+    folds = fold_splits(data.hard, data.classes, args.folds, args.seed)
+    print(
+        f"{len(data.classes)} classes, {len(data.features)} examples; {args.folds} folds of {[len(f.test) for f in folds]}"
+    )
+    out_of_fold: dict[str, np.ndarray] = {}
+    for fold in folds:
+        heads = {kind: TRAINERS[kind](data, fold, options) for kind in kinds}
+        heads.update(zero_shot_heads(args, data, heads))
+        for name, head in heads.items():
+            out_of_fold.setdefault(name, np.zeros_like(data.targets))[fold.test] = head.probabilities(
+                data.features[fold.test]
+            )
+    results = {name: (evaluate(p, data.targets, data.classes), p) for name, p in out_of_fold.items()}
+    if len(results) > 1:
+        chosen, rule = choose_by({name: m.macro_f1 for name, (m, _) in results.items()}, "out-of-fold")
+    else:
+        chosen, rule = next(iter(results)), "the only head trained"
+    final = Split(
+        train=np.concatenate([folds[0].train, folds[0].test]),
+        validation=folds[0].validation,
+        test=folds[0].test,
+    )
+    kind = "logreg" if chosen == "wise" else chosen
+    trained = {kind: TRAINERS[kind](data, final, options)} if kind in TRAINERS else {}
+    trained.update(zero_shot_heads(args, data, trained))
+    description = {
+        "folds": args.folds,
+        "fold_sizes": [len(f.test) for f in folds],
+        "final_validation": len(final.validation),
+    }
+    rows = np.arange(len(data.targets))
+    return Evaluation(
+        results, chosen, rule, trained[chosen], final, description, rows, results[chosen][1], data.targets
+    )
+
+
 def write_predictions(path: Path, data: Dataset, rows: np.ndarray, probabilities: np.ndarray) -> None:
     """The chosen head's test-split predictions: source, true label, predicted label, probabilities (JSON)."""
     with path.open("w", newline="", encoding="utf-8") as fh:
@@ -183,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--wise-alpha", type=float, help="with --zero-shot-head: WiSE-FT interpolation weight of logreg"
     )
+    parser.add_argument("--folds", type=int, help="K-fold cross-validation instead of one split (small sets)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--report", type=Path, help="folder for report.md and its pictures")
     parser.add_argument("--out", type=Path, required=True)
@@ -194,8 +286,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--wise-alpha must be in [0, 1]")
 
     data, model_sha = load_data(args)
-    split = stratified_split(data.hard, data.classes, args.seed)
-    print(f"{len(data.classes)} classes, {len(data.features)} examples; split {split.sizes()}")
     options = TrainOptions(
         seed=args.seed,
         label_smoothing=args.label_smoothing,
@@ -204,27 +294,16 @@ def main(argv: list[str] | None = None) -> int:
         margin=args.margin,
     )
     kinds = list(HEAD_TYPES) if args.head_type == "all" else [args.head_type]
-    trained = {kind: TRAINERS[kind](data, split, options) for kind in kinds}
-    trained.update(zero_shot_heads(args, data, trained))
-    chosen, rule = (
-        choose(trained, data, split.validation) if len(trained) > 1 else (kinds[0], "the only head trained")
-    )
-    test_x, test_y = data.features[split.test], data.targets[split.test]
-    results = {
-        name: (evaluate(h.probabilities(test_x), test_y, data.classes), h.probabilities(test_x))
-        for name, h in trained.items()
-    }
-    winner = trained[chosen]
+    if args.folds:
+        evaluation = cross_validate(args, data, kinds, options)
+    else:
+        evaluation = held_out(args, data, kinds, options)
+    results, chosen, rule, winner = evaluation.results, evaluation.chosen, evaluation.rule, evaluation.winner
 
     guard: dict[str, Any] | None = None
     if args.target_precision is not None:
-        guard = fit_ambiguity(
-            winner.probabilities(data.features[split.validation]),
-            data.targets[split.validation],
-            args.target_precision,
-        )
-        flagged = ambiguous(results[chosen][1], guard)
-        kept = ~flagged
+        guard = fit_ambiguity(evaluation.guard_probabilities, evaluation.guard_targets, args.target_precision)
+        kept = ~ambiguous(results[chosen][1], guard)
         guard["test_coverage"] = round(float(kept.mean()), 4)
         guard["test_precision"] = (
             round(float(results[chosen][0].correct[kept].mean()), 4) if kept.any() else None
@@ -236,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         "head_type": chosen,
         "dataset_fingerprint": data.fingerprint(),
         "class_counts": counts,
-        "split": split.sizes(),
+        "split": evaluation.split_description,
         "seed": args.seed,
         "label_smoothing": args.label_smoothing,
         "class_weights": args.class_weights,
@@ -295,12 +374,14 @@ def main(argv: list[str] | None = None) -> int:
         context = {
             "classes": len(data.classes),
             "examples": len(data.features),
-            "split": split.sizes(),
+            "split": evaluation.split_description,
             "embedder": str(args.model_dir),
             "skipped files": len(data.skipped),
         }
         report = write_report(args.report, results, chosen, rule, context, guard, warnings)
-        write_predictions(args.report / "test_predictions.csv", data, split.test, results[chosen][1])
+        write_predictions(
+            args.report / "test_predictions.csv", data, evaluation.test_rows, results[chosen][1]
+        )
         print(f"report: {report}")
     print(
         f"wrote {args.out}: {chosen} head, {len(data.classes)} classes, version {final['content_sha256'][:12]}"

@@ -279,3 +279,27 @@ def test_a_zero_shot_head_competes_and_wise_ft_interpolates_it_with_logreg(tmp_p
         str(out),
     )
     assert bad.returncode != 0 and "build it from the same classes" in bad.stderr
+
+
+def test_folds_for_small_sets_predict_every_example_out_of_fold(digits: Path, tmp_path: Path) -> None:
+    small = tmp_path / "small"
+    for label in ("0", "1", "7"):
+        (small / label).mkdir(parents=True)
+        for path in sorted((digits / label).iterdir())[:8]:
+            (small / label / path.name).write_bytes(path.read_bytes())
+    out, report = tmp_path / "head.json", tmp_path / "report"
+    common = ("--images", str(small), "--cache-dir", str(tmp_path / "cache"), "--head-type", "logreg")
+    result = train(
+        *common, "--folds", "4", "--target-precision", "0.9", "--report", str(report), "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "4 folds of [6, 6, 6, 6]" in result.stdout
+    training = parse_weights(out.read_bytes()).provenance.training
+    assert training["split"]["folds"] == 4 and training["split"]["fold_sizes"] == [6, 6, 6, 6]
+    with (report / "test_predictions.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 24 and {Path(r["source"]).name for r in rows} == {
+        p.name for p in small.rglob("*.png")
+    }
+    refused = train(*common, "--folds", "9", "--out", str(out))
+    assert refused.returncode != 0 and "--folds 9 needs at least 9 examples per class" in refused.stderr

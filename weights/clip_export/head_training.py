@@ -105,6 +105,33 @@ def stratified_split(
     )
 
 
+def fold_splits(hard: np.ndarray, classes: Sequence[str], folds: int, seed: int) -> list[Split]:
+    """K stratified folds (seeded): in split f, fold f is the test set, fold f+1 the validation set, and the
+    rest the training set — every example is tested exactly once (out-of-fold predictions)."""
+    if folds < 3:
+        raise DataError("--folds needs at least 3 (one fold each for test and validation, one to train on)")
+    rng = np.random.default_rng(seed)
+    assignment = np.empty(len(hard), dtype=np.int64)
+    too_small = []
+    for k, label in enumerate(classes):
+        members = rng.permutation(np.flatnonzero(hard == k))
+        if len(members) < folds:
+            too_small.append(f"{label} ({len(members)})")
+        assignment[members] = np.arange(len(members)) % folds
+    if too_small:
+        raise DataError(
+            f"--folds {folds} needs at least {folds} examples per class; too few: " + ", ".join(too_small)
+        )
+    return [
+        Split(
+            train=np.flatnonzero((assignment != f) & (assignment != (f + 1) % folds)),
+            validation=np.flatnonzero(assignment == (f + 1) % folds),
+            test=np.flatnonzero(assignment == f),
+        )
+        for f in range(folds)
+    ]
+
+
 def soft_targets(targets: np.ndarray, smoothing: float) -> np.ndarray:
     k = targets.shape[1]
     return np.asarray((1.0 - smoothing) * targets + smoothing / k)
