@@ -174,3 +174,25 @@ def load_event(name: str) -> dict[str, Any]:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
+
+
+def run_export(config: str, out: Any, *extra: str) -> Any:
+    """weights/export_clip_onnx.py --random-init --config CONFIG --seed 0 --out OUT [extra], as a process."""
+    import subprocess
+    import sys
+
+    from clip_local.paths import REPO_ROOT
+
+    script = REPO_ROOT / "weights" / "export_clip_onnx.py"
+    command = [
+        sys.executable,
+        str(script),
+        "--random-init",
+        "--config",
+        config,
+        "--seed",
+        "0",
+        "--out",
+        str(out),
+    ]
+    return subprocess.run([*command, *extra], capture_output=True, text=True, check=False, timeout=900)

@@ -282,6 +282,25 @@ def transform_of(processor: Any) -> ImageTransform:
     )
 
 
+def to_onnx(
+    module: torch.nn.Module, example: torch.Tensor, path: Path, input_name: str, output_name: str
+) -> None:
+    """One input, one output, a dynamic batch axis; the TorchScript exporter at opset 17, one file."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about data-dependent shapes the batch axis covers
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+            external_data=False,
+        )
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -329,20 +348,7 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
     (out / "int8").mkdir(parents=True, exist_ok=True)
     fp32_path, int8_path = out / "fp32" / "model.onnx", out / "int8" / "model.onnx"
 
-    dummy = torch.zeros(1, 3, size, size)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            wrapper,
-            (dummy,),
-            str(fp32_path),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-            external_data=False,
-        )
+    to_onnx(wrapper, torch.zeros(1, 3, size, size), fp32_path, INPUT_NAME, OUTPUT_NAME)
     with tempfile.TemporaryDirectory() as tmp:
         comparison = choose_recipe(args, fp32_path, transform, reference_dim(wrapper, size), Path(tmp))
         chosen = comparison.measured[comparison.chosen]
@@ -449,19 +455,7 @@ def export_text(
         folder.mkdir(parents=True, exist_ok=True)
         for item in tokenizer_dir.iterdir():
             shutil.copyfile(item, folder / item.name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            wrapper,
-            (torch.from_numpy(ids[:2]),),
-            str(fp32_path),
-            input_names=[TEXT_INPUT],
-            output_names=[TEXT_OUTPUT],
-            dynamic_axes={TEXT_INPUT: {0: "batch"}, TEXT_OUTPUT: {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-            external_data=False,
-        )
+    to_onnx(wrapper, torch.from_numpy(ids[:2]), fp32_path, TEXT_INPUT, TEXT_OUTPUT)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)

@@ -16,6 +16,7 @@ from clip_classifier.exceptions import ConfigurationError
 from clip_classifier.manifest import load_manifest
 from clip_classifier.preprocess import Preprocessor
 from clip_local.paths import REPO_ROOT, TINY_MODEL_DIR
+from tests.helpers import run_export
 
 pytest.importorskip("torch")
 pytestmark = pytest.mark.export
@@ -25,24 +26,7 @@ FIXTURES = REPO_ROOT / "tests" / "fixtures" / "images"
 
 
 def export(config: str, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--random-init",
-            "--config",
-            config,
-            "--seed",
-            "0",
-            "--out",
-            str(out),
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
+    result = run_export(config, out, *extra)
     assert result.returncode == 0, result.stderr[-2000:]
     return result
 

@@ -3,8 +3,6 @@ when none passes, and the figures in the manifest (needs the 'export' extra)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,35 +11,14 @@ from clip_classifier.cpu_features import detect_cpu_features
 from clip_classifier.embedder import Embedder
 from clip_classifier.manifest import file_sha256, load_manifest
 from clip_local.paths import EXAMPLE_WEIGHTS, REPO_ROOT
+from tests.helpers import run_export
 
 pytest.importorskip("torch")
 pytestmark = pytest.mark.export
 
 from clip_export.quantization import BY_NAME, RECIPES, SPEED_TIE  # noqa: E402 - needs onnx (the extra)
 
-SCRIPT = REPO_ROOT / "weights" / "export_clip_onnx.py"
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "images"
-
-
-def run_export(config: str, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--random-init",
-            "--config",
-            config,
-            "--seed",
-            "0",
-            "--out",
-            str(out),
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
 
 
 def test_auto_deploys_the_fastest_passing_int8_recipe_and_records_why(tmp_path: Path) -> None:
