@@ -29,7 +29,7 @@ import numpy as np
 
 from clip_classifier.head import Head
 from clip_classifier.manifest import load_manifest
-from clip_classifier.weights_format import parse_weights
+from clip_classifier.weights_format import WeightsDocument, parse_weights
 from clip_export.evaluation import (
     Metrics,
     ambiguous,
@@ -49,6 +49,7 @@ from clip_export.head_training import (
     TrainOptions,
     fold_splits,
     stratified_split,
+    train_logreg_anchored,
 )
 from clip_export.training_data import (
     DataError,
@@ -125,6 +126,28 @@ def choose_by(scores: dict[str, float], where: str) -> tuple[str, str]:
     return chosen, rule
 
 
+def load_zero_shot(args: argparse.Namespace, data: Dataset) -> WeightsDocument:
+    zero_shot = parse_weights(args.zero_shot_head.read_bytes(), location=str(args.zero_shot_head))
+    if zero_shot.classes != data.classes or zero_shot.input_dim != data.features.shape[1]:
+        raise DataError(
+            f"--zero-shot-head {args.zero_shot_head} has classes {zero_shot.classes} on {zero_shot.input_dim}-d "
+            f"features; the data has {data.classes} on {data.features.shape[1]}-d: build it from the same classes"
+        )
+    return zero_shot
+
+
+def train_kind(
+    args: argparse.Namespace, data: Dataset, kind: str, split: Split, options: TrainOptions
+) -> TrainedHead:
+    """One head; ``logreg`` with ``--init zero-shot`` is anchored at the zero-shot head's weights."""
+    if kind == "logreg" and args.init == "zero-shot":
+        zero_shot = load_zero_shot(args, data)
+        if len(zero_shot.arrays()) != 1:
+            raise DataError("--init zero-shot needs a one-layer head (from weights/zero_shot_head.py)")
+        return train_logreg_anchored(data, split, options, zero_shot.arrays()[0])
+    return TRAINERS[kind](data, split, options)
+
+
 def zero_shot_heads(
     args: argparse.Namespace, data: Dataset, trained: dict[str, TrainedHead]
 ) -> dict[str, TrainedHead]:
@@ -134,12 +157,7 @@ def zero_shot_heads(
         if args.wise_alpha is not None:
             raise DataError("--wise-alpha needs --zero-shot-head (a head from weights/zero_shot_head.py)")
         return {}
-    zero_shot = parse_weights(args.zero_shot_head.read_bytes(), location=str(args.zero_shot_head))
-    if zero_shot.classes != data.classes or zero_shot.input_dim != data.features.shape[1]:
-        raise DataError(
-            f"--zero-shot-head {args.zero_shot_head} has classes {zero_shot.classes} on {zero_shot.input_dim}-d "
-            f"features; the data has {data.classes} on {data.features.shape[1]}-d: build it from the same classes"
-        )
+    zero_shot = load_zero_shot(args, data)
     heads = {
         "zero_shot": TrainedHead(
             "zero_shot",
@@ -177,7 +195,7 @@ def held_out(args: argparse.Namespace, data: Dataset, kinds: list[str], options:
     """One seeded split: hyperparameters and the choice on validation, figures on test."""
     split = stratified_split(data.hard, data.classes, args.seed)
     print(f"{len(data.classes)} classes, {len(data.features)} examples; split {split.sizes()}")
-    trained = {kind: TRAINERS[kind](data, split, options) for kind in kinds}
+    trained = {kind: train_kind(args, data, kind, split, options) for kind in kinds}
     trained.update(zero_shot_heads(args, data, trained))
     chosen, rule = (
         choose(trained, data, split.validation) if len(trained) > 1 else (kinds[0], "the only head trained")
@@ -206,7 +224,7 @@ def cross_validate(
     )
     out_of_fold: dict[str, np.ndarray] = {}
     for fold in folds:
-        heads = {kind: TRAINERS[kind](data, fold, options) for kind in kinds}
+        heads = {kind: train_kind(args, data, kind, fold, options) for kind in kinds}
         heads.update(zero_shot_heads(args, data, heads))
         for name, head in heads.items():
             out_of_fold.setdefault(name, np.zeros_like(data.targets))[fold.test] = head.probabilities(
@@ -223,7 +241,7 @@ def cross_validate(
         test=folds[0].test,
     )
     kind = "logreg" if chosen == "wise" else chosen
-    trained = {kind: TRAINERS[kind](data, final, options)} if kind in TRAINERS else {}
+    trained = {kind: train_kind(args, data, kind, final, options)} if kind in TRAINERS else {}
     trained.update(zero_shot_heads(args, data, trained))
     description = {
         "folds": args.folds,
@@ -274,6 +292,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--wise-alpha", type=float, help="with --zero-shot-head: WiSE-FT interpolation weight of logreg"
     )
+    parser.add_argument(
+        "--init",
+        choices=["zero-shot"],
+        help="with --zero-shot-head: start logreg at the zero-shot weights and regularise towards them",
+    )
     parser.add_argument("--folds", type=int, help="K-fold cross-validation instead of one split (small sets)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--report", type=Path, help="folder for report.md and its pictures")
@@ -284,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--label-smoothing must be in [0, 1)")
     if args.wise_alpha is not None and not 0.0 <= args.wise_alpha <= 1.0:
         parser.error("--wise-alpha must be in [0, 1]")
+    if args.init and not args.zero_shot_head:
+        parser.error("--init zero-shot needs --zero-shot-head (a head from weights/zero_shot_head.py)")
 
     data, model_sha = load_data(args)
     options = TrainOptions(

@@ -251,6 +251,16 @@ def test_a_zero_shot_head_competes_and_wise_ft_interpolates_it_with_logreg(tmp_p
         "wise",
     )
 
+    anchored = train(
+        "--features", str(features), "--head-type", "logreg", "--zero-shot-head", str(zero_shot),
+        "--init", "zero-shot", "--out", str(out),
+    )  # fmt: skip
+    assert anchored.returncode == 0, anchored.stderr[-2000:]
+    assert parse_weights(out.read_bytes()).provenance.training["head_type"] in ("zero_shot", "logreg")
+    bad = train(
+        "--features", str(features), "--head-type", "logreg", "--init", "zero-shot", "--out", str(out)
+    )
+    assert bad.returncode != 0 and "--init zero-shot needs --zero-shot-head" in bad.stderr
     bad = train(
         "--features", str(features), "--head-type", "logreg", "--wise-alpha", "0.5", "--out", str(out)
     )
@@ -303,3 +313,26 @@ def test_folds_for_small_sets_predict_every_example_out_of_fold(digits: Path, tm
     }
     refused = train(*common, "--folds", "9", "--out", str(out))
     assert refused.returncode != 0 and "--folds 9 needs at least 9 examples per class" in refused.stderr
+
+
+def test_anchored_logreg_is_scikit_learns_problem_at_a_zero_anchor_and_the_zero_shot_head_at_small_c() -> (
+    None
+):
+    from sklearn.linear_model import LogisticRegression
+
+    from clip_export.head_training import C_GRID, train_logreg_anchored
+
+    data = clusters(k=3, per_class=30)
+    split = stratified_split(data.hard, data.classes, seed=0)
+    zero = (np.zeros((3, 512)), np.zeros(3))
+    anchored = train_logreg_anchored(data, split, TrainOptions(), zero)
+    fresh = LogisticRegression(C=anchored.hyperparameters["C"], **LOGREG).fit(
+        unit(data.features[split.train]), data.hard[split.train]
+    )
+    assert (
+        np.abs(anchored.probabilities(data.features) - fresh.predict_proba(unit(data.features))).max() <= 1e-4
+    )
+    # Anchored at a head, a tiny C stays next to it: the zero-shot head is where training starts.
+    anchor = (np.random.default_rng(2).normal(size=(3, 512)) * 3, np.zeros(3))
+    close = train_logreg_anchored(data, split, TrainOptions(), anchor, c_grid=(C_GRID[0] * 1e-4,))
+    assert np.abs(parse_weights(json.dumps(close.document)).arrays()[0][0] - anchor[0]).max() < 1e-3

@@ -197,6 +197,71 @@ def train_logreg(data: Dataset, split: Split, options: TrainOptions) -> TrainedH
     return trained
 
 
+def train_logreg_anchored(
+    data: Dataset,
+    split: Split,
+    options: TrainOptions,
+    anchor: tuple[np.ndarray, np.ndarray],
+    c_grid: Sequence[float] = C_GRID,
+) -> TrainedHead:
+    """``logreg`` started at, and regularised towards, another head's weights (``--init zero-shot``).
+
+    scikit-learn's objective is ``C · Σ CE + ½‖W‖²``: convex, so where it starts does not matter. Here it
+    is ``C · Σ CE + ½‖W − W₀‖²`` with ``W₀`` the zero-shot head's weights: a small ``C`` keeps the zero-shot
+    head, a large one fits the data, and the sweep on validation picks between them. With ``W₀ = 0`` it is
+    scikit-learn's problem exactly (the parity test).
+    """
+    from scipy.optimize import minimize  # scikit-learn's own dependency
+
+    x = unit(data.features)
+    targets = soft_targets(data.targets, options.label_smoothing)
+    weights = class_weight_vector(data.targets[split.train], options.class_weights)
+    w0, b0 = (np.asarray(a, dtype=np.float64) for a in anchor)
+    k, dim = w0.shape
+    rows, labels, sample_weight = _expand(x[split.train], targets[split.train], weights)
+
+    def fit(c: float, start: np.ndarray) -> np.ndarray:
+        def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            w, b = theta[: k * dim].reshape(k, dim), theta[k * dim :]
+            logits = rows @ w.T + b
+            logits -= logits.max(axis=1, keepdims=True)
+            log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+            loss = -c * float((sample_weight * log_p[np.arange(len(labels)), labels]).sum())
+            grad_logits = np.exp(log_p)
+            grad_logits[np.arange(len(labels)), labels] -= 1.0
+            grad_logits *= c * sample_weight[:, None]
+            delta = w - w0
+            loss += 0.5 * float((delta * delta).sum())
+            grad = np.concatenate([(grad_logits.T @ rows + delta).ravel(), grad_logits.sum(axis=0)])
+            return loss, grad
+
+        result = minimize(
+            objective, start, jac=True, method="L-BFGS-B", options={"maxiter": 5000, "gtol": 1e-8}
+        )
+        return np.asarray(result.x)
+
+    start = np.concatenate([w0.ravel(), b0])
+    best: tuple[float, float, np.ndarray] | None = None
+    for c in c_grid:
+        theta = fit(c, start)
+        w, b = theta[: k * dim].reshape(k, dim), theta[k * dim :]
+        logits = x[split.validation] @ w.T + b
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        loss = log_loss(p / p.sum(axis=1, keepdims=True), data.targets[split.validation])
+        if best is None or loss < best[0] - 1e-12:
+            best = (loss, c, theta)
+    assert best is not None
+    _, c, theta = best
+    doc = _document(data, "logreg", [(theta[: k * dim].reshape(k, dim), theta[k * dim :])], "softmax")
+    hyper = {
+        "C": c,
+        "C_grid": list(C_GRID),
+        "selected_by": "validation log loss",
+        "init": "anchored at the zero-shot head",
+    }
+    return _finish("logreg", doc, hyper)
+
+
 def _expand(
     x: np.ndarray, targets: np.ndarray, class_weights: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
