@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -196,3 +197,29 @@ def run_export(config: str, out: Any, *extra: str) -> Any:
         str(out),
     ]
     return subprocess.run([*command, *extra], capture_output=True, text=True, check=False, timeout=900)
+
+
+def mutate(data: bytes, rng: random.Random, *, header: int = 512, tokens: tuple[bytes, ...] = ()) -> bytes:
+    """Flip, overwrite, insert, delete or truncate a few bytes — 70 % of the time inside the first
+    ``header`` bytes, where parsers make their decisions. ``tokens`` are also inserted whole (e.g. JSON
+    syntax), so a mutant can reach the grammar's corners, not only broken bytes."""
+    raw = bytearray(data)
+    for _ in range(rng.randint(1, 6)):
+        if len(raw) < 2:
+            break
+        limit = min(len(raw) - 1, header) if rng.random() < 0.7 else len(raw) - 1
+        at = rng.randint(0, max(0, limit))
+        action = rng.randrange(6 if tokens else 5)
+        if action == 0:
+            raw[at] ^= 1 << rng.randrange(8)
+        elif action == 1:
+            raw[at] = rng.choice([0x00, 0xFF, 0x7F, 0x80, rng.randrange(256)])
+        elif action == 2:
+            raw[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+        elif action == 3:
+            del raw[at : at + rng.randint(1, 8)]
+        elif action == 4:
+            del raw[max(1, at) :]
+        else:
+            raw[at:at] = rng.choice(tokens) * rng.choice([1, 1, 2, 50])
+    return bytes(raw)

@@ -14,6 +14,7 @@ from clip_classifier.manifest import load_manifest
 from clip_classifier.preprocess import ImageLimits, Preprocessor
 from clip_local.paths import REPO_ROOT, TINY_MODEL_DIR
 from tests.corpus.images import progressive_scans, tiled_tiff
+from tests.helpers import mutate
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "images"
 #: Small fixtures of every container the decoder accepts (the large ones only slow the fuzz down).
@@ -38,29 +39,6 @@ MUTANTS_PER_SEED = 40
 
 def seed_bytes(name: str) -> bytes:
     return GENERATED[name]() if name in GENERATED else (FIXTURES / name).read_bytes()
-
-
-def mutate(data: bytes, rng: random.Random) -> bytes:
-    """Flip, overwrite, insert, delete or truncate a few bytes — mostly inside the header, where parsers
-    make their decisions."""
-    raw = bytearray(data)
-    for _ in range(rng.randint(1, 6)):
-        if len(raw) < 2:
-            break
-        limit = min(len(raw) - 1, 512) if rng.random() < 0.7 else len(raw) - 1
-        at = rng.randint(0, max(0, limit))
-        action = rng.randrange(5)
-        if action == 0:
-            raw[at] ^= 1 << rng.randrange(8)
-        elif action == 1:
-            raw[at] = rng.choice([0x00, 0xFF, 0x7F, 0x80, rng.randrange(256)])
-        elif action == 2:
-            raw[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
-        elif action == 3:
-            del raw[at : at + rng.randint(1, 8)]
-        else:
-            del raw[max(1, at) :]
-    return bytes(raw)
 
 
 @pytest.fixture(scope="module")
