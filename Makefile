@@ -49,6 +49,8 @@ lint: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy functions/score_features/app.py
 	$(VENV)/bin/mypy functions/classify_upload/app.py
+	$(VENV)/bin/mypy functions/backfill_batch/app.py
+	$(VENV)/bin/mypy functions/rescore_results/app.py
 	$(VENV)/bin/mypy weights/export_mlp_weights.py weights/export_clip_onnx.py weights/zero_shot_head.py weights/train_head.py weights/clip_export bench/
 	$(VENV)/bin/cfn-lint template.yaml
 

@@ -16,7 +16,7 @@ import functools
 import json
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger, Metrics
@@ -24,7 +24,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConf
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
@@ -44,6 +44,7 @@ from clip_classifier.api_models import (
 from clip_classifier.aws import AwsClients
 from clip_classifier.exceptions import (
     ClassifierError,
+    CorruptEmbeddingError,
     InvalidFeaturesError,
     MalformedBodyError,
     PictureConflictError,
@@ -96,6 +97,16 @@ def _not_found(exc: ResultNotFoundError) -> Response[Any]:
     return _error(HTTPStatus.NOT_FOUND, exc.code, exc.message)
 
 
+def _corrupt_embedding(exc: CorruptEmbeddingError) -> Response[Any]:
+    logger.error("stored embedding refused", extra={"code": exc.code, "error": exc.message})
+    metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+    return _error(
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        exc.code,
+        f"{exc.message}; re-classify the image (backfill) to store it again",
+    )
+
+
 def _classifier_error(exc: ClassifierError) -> Response[Any]:
     logger.error("request failed", extra={"code": exc.code, "error": exc.message})
     metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
@@ -146,6 +157,7 @@ def create_resolver(
     app.exception_handler(InvalidFeaturesError)(_invalid_features)
     app.exception_handler(PictureConflictError)(_conflict)
     app.exception_handler(ResultNotFoundError)(_not_found)
+    app.exception_handler(CorruptEmbeddingError)(_corrupt_embedding)
     app.exception_handler(ClassifierError)(_classifier_error)
     app.exception_handler(Exception)(_unexpected)
 
@@ -179,10 +191,14 @@ def create_resolver(
     )
     def get_classification(
         pictureId: Annotated[str, Path(min_length=1, max_length=1024)],
+        include: Annotated[
+            Literal["embedding"] | None,
+            Query(description="'embedding' adds the stored image features (uploads that kept them)."),
+        ] = None,
     ) -> Classification:
         # API Gateway REST passes path parameters as sent, percent-encoded (encodeURIComponent). Decoding
         # is safe to repeat: a pictureId never contains '%'.
-        return function().service.get(unquote(pictureId))
+        return function().service.get(unquote(pictureId), include_embedding=include == "embedding")
 
     @app.get(
         "/v1/model",

@@ -1,8 +1,15 @@
 """``python -m clip_local``: the whole product on this machine, no AWS account.
 
-Starts moto on 127.0.0.1 with the template's table, bucket and queue; uploads every image of ``--images``
+Starts moto on 127.0.0.1 with the template's table, buckets and queue; uploads every image of ``--images``
 (default: the test fixtures) to the local bucket, where each upload is classified by the real upload
 function; prints the results as a table; then serves the scoring API until Ctrl-C.
+
+``python -m clip_local backfill``: the images are put in the bucket *without* notifications (objects from
+before the stack), then the backfill state machine classifies them (``--copies N`` multiplies them).
+``python -m clip_local rescore``: the images are uploaded and classified, a new head replaces the weights
+object (``--new-weights``, default a re-drawn example head), and the rescore state machine re-scores every
+stored embedding. Both run the committed state machine definitions with the template's batch sizes and
+concurrency, print a progress bar and a summary, then serve the API (``--once`` exits).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import argparse
 import signal
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -18,8 +26,11 @@ from clip_classifier.manifest import load_manifest
 from clip_classifier.picture_id import picture_id_for_key
 from clip_classifier.records import ClassificationItem
 
+from .heads import reseeded_head
+from .jobs import BACKFILL, RESCORE, JobSummary
 from .paths import EXAMPLE_WEIGHTS, REPO_ROOT, default_model_dir
 from .stack import LocalStack, local_stack
+from .step_functions import ChildRun, MapRun
 
 DEFAULT_IMAGES = REPO_ROOT / "tests" / "fixtures" / "images"
 
@@ -60,8 +71,82 @@ def render(results: list[tuple[str, ClassificationItem | None]]) -> str:
     return "\n".join(lines)
 
 
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+class MapProgress:
+    """A progress bar over a state machine's map children (keys for a backfill, segments for a rescore)."""
+
+    def __init__(self, unit: str) -> None:
+        self.unit = unit
+        self.done = 0
+        self.units = 0
+
+    def __call__(self, run: MapRun, child: ChildRun) -> None:
+        self.done += 1
+        items = child.input.get("Items") if isinstance(child.input, dict) else None
+        self.units += len(items) if isinstance(items, list) else 1
+        progress(self.done, len(run.children), f"{self.units} {self.unit}")
+
+
+def render_summary(name: str, summary: JobSummary, seconds: float, keys: int) -> str:
+    counts = ", ".join(f"{status} {count}" for status, count in sorted(summary.counts.items())) or "nothing"
+    rate = f"{keys / seconds:.1f}/s" if seconds > 0 else ""
+    lines = [
+        f"{name}: {summary.status} in {seconds:.1f} s ({rate}); {summary.children} children, "
+        f"{summary.failed_children} failed",
+        f"  {counts}",
+    ]
+    if summary.execution.error:
+        lines.append(f"  error: {summary.execution.error}: {summary.execution.cause}")
+    return "\n".join(lines)
+
+
+def run_backfill(stack: LocalStack, folder: Path, copies: int) -> None:
+    files = image_files(folder)
+    for copy in range(copies):
+        for path in files:
+            stack.put_existing(f"existing-{copy}/{path.name}" if copies > 1 else path.name, path.read_bytes())
+    total = len(files) * copies
+    print(
+        f"{total} objects put in s3://{stack.upload_bucket}/{stack.key_prefix} without notifications; backfill ..."
+    )
+    start = time.perf_counter()
+    summary = stack.jobs.run(BACKFILL, on_child_done=MapProgress("keys"))
+    print(render_summary("backfill", summary, time.perf_counter() - start, total))
+
+
+def run_rescore(stack: LocalStack, folder: Path, new_weights: Path | None) -> None:
+    files = image_files(folder)
+    print(f"classifying {len(files)} uploads with the current head ...")
+    for path in files:
+        stack.upload_file(path.name, path.read_bytes())
+    if new_weights is None:
+        new_weights = Path(stack.jobs.scratch) / "reseeded_head.json"
+        new_weights.write_bytes(reseeded_head(EXAMPLE_WEIGHTS, seed=1))
+        print(
+            "new head: the example head with its last layer re-drawn (seed 1; as meaningless as the example)"
+        )
+    stack.replace_weights(new_weights)
+    start = time.perf_counter()
+    summary = stack.jobs.run(RESCORE, on_child_done=MapProgress("segments"))
+    print(render_summary("rescore", summary, time.perf_counter() - start, sum(summary.counts.values())))
+    listed = summary.execution.output or {}
+    if listed.get("manifest"):
+        print(f"  listed for a backfill: {listed['keys']} key(s), manifest {listed['manifest']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m clip_local", description=__doc__)
+    parser.add_argument(
+        "job",
+        nargs="?",
+        choices=["run", "backfill", "rescore"],
+        default="run",
+        help="run (default): upload and classify; backfill: classify objects already in the bucket; "
+        "rescore: re-score stored embeddings with a new head",
+    )
     parser.add_argument(
         "--images", default=str(DEFAULT_IMAGES), help="folder of images to upload ('' to upload nothing)"
     )
@@ -83,6 +168,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", default="local-dev-key", help="x-api-key the local API requires")
     parser.add_argument("--once", action="store_true", help="classify, print, and exit without serving")
     parser.add_argument(
+        "--copies", type=int, default=1, help="backfill: put each image this many times (default 1)"
+    )
+    parser.add_argument(
+        "--new-weights",
+        type=Path,
+        default=None,
+        help="rescore: the head to re-score with (default: re-drawn example)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="backfill/rescore: execution environments per function (default 4)",
+    )
+    parser.add_argument(
         "--verbose", action="store_true", help="show the functions' JSON logs and EMF metrics"
     )
     args = parser.parse_args(argv)
@@ -99,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         api_key=args.api_key,
         model_dir=model_dir,
         quiet=not args.verbose,
+        workers=args.workers,
     ) as stack:
         url = stack.api.url
         print(
@@ -112,8 +213,12 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 "note: a randomly initialised model (run 'make model' for ViT-B/32): its labels mean nothing"
             )
-        if args.images:
-            folder = Path(args.images).expanduser()
+        folder = Path(args.images).expanduser() if args.images else None
+        if args.job == "backfill" and folder is not None:
+            run_backfill(stack, folder, args.copies)
+        elif args.job == "rescore" and folder is not None:
+            run_rescore(stack, folder, args.new_weights)
+        elif folder is not None:
             print(f"classifying {folder} ...")
             print(render(classify_folder(stack, folder)))
             print(f"dead-lettered events: {stack.invoker.dead_lettered}")

@@ -32,6 +32,7 @@ from clip_classifier.wiring import ScoreFunction, UploadFunction, build_score_fu
 
 from .apigw import LocalApi
 from .handlers import load_function
+from .jobs import LocalJobs
 from .lambda_async import AsyncInvoker, Handler
 from .moto_server import LocalAws, moto_server
 from .paths import EXAMPLE_WEIGHTS, default_model_dir
@@ -40,6 +41,7 @@ from .template import (
     create_bucket,
     create_queue,
     create_table,
+    function_arn,
     function_environment,
     function_timeout,
     load_template,
@@ -50,6 +52,7 @@ from .uploads import LocalUploads
 TABLE = "clip-results"
 MODEL_BUCKET = "clip-local-models"
 UPLOAD_BUCKET = "clip-uploads-local"
+REPORTS_BUCKET = "clip-reports-local"
 DEAD_LETTER_QUEUE = "clip-upload-dlq"
 WEIGHTS_KEY = "heads/example_head.json"
 
@@ -110,6 +113,18 @@ class LocalStack:
     #: The upload function's environment variables, for further execution environments (worker processes).
     upload_env: dict[str, str]
     results: ResultsStore
+    #: The backfill and rescore state machines (their functions in worker processes, started on first use).
+    jobs: LocalJobs
+    reports_bucket: str
+
+    def put_existing(self, name: str, data: bytes) -> None:
+        """Put ``data`` under the upload prefix without a notification: an object from before the stack."""
+        self.client("s3").put_object(Bucket=self.upload_bucket, Key=self.key_prefix + name, Body=data)
+
+    def replace_weights(self, weights: Path) -> None:
+        """Write a new head to the weights object (functions pick it up at their next ETag check)."""
+        bucket, key = self.weights_uri.removeprefix("s3://").split("/", 1)
+        self.client("s3").put_object(Bucket=bucket, Key=key, Body=weights.read_bytes())
 
     def upload_file(self, name: str, data: bytes) -> bool:
         """Put ``data`` under the upload prefix and deliver the notification; False if it was dead-lettered."""
@@ -143,11 +158,13 @@ def local_stack(
     api_key: str | None = None,
     extra_env: dict[str, str] | None = None,
     quiet: bool = False,
+    workers: int | None = None,
 ) -> Iterator[LocalStack]:
     """moto on 127.0.0.1 with the template's resources, and both functions wired to it.
 
     ``extra_env`` overrides the functions' environment variables (as a template parameter would).
     ``quiet`` keeps the functions' JSON logs and EMF metrics off the terminal (they would bury the table).
+    ``workers``: execution environments of each state machine's function (default 4).
     """
     template = load_template()
     model_dir = model_dir or default_model_dir()
@@ -163,6 +180,7 @@ def local_stack(
         s3.create_bucket(Bucket=MODEL_BUCKET)
         s3.put_object(Bucket=MODEL_BUCKET, Key=WEIGHTS_KEY, Body=weights.read_bytes())
         create_bucket(s3, UPLOAD_BUCKET)
+        create_bucket(s3, REPORTS_BUCKET, logical_id="ReportsBucket")
         dlq_url = create_queue(sqs, DEAD_LETTER_QUEUE)
         weights_uri = f"s3://{MODEL_BUCKET}/{WEIGHTS_KEY}"
         stack_values = {"RESULTS_TABLE": TABLE, "WEIGHTS_URI": weights_uri, "CACHE_DIR": cache}
@@ -179,6 +197,35 @@ def local_stack(
             "EMBEDDER_MANIFEST": str(model_dir / "manifest.json"),
             **(extra_env or {}),
         }
+        backfill_env = {
+            **function_environment(template, "BackfillBatchFunction"),
+            **stack_values,
+            "MODEL_PATH": str(model_dir / "model.onnx"),
+            "UPLOAD_BUCKET": UPLOAD_BUCKET,
+            **(extra_env or {}),
+        }
+        rescore_env = {
+            **function_environment(template, "RescoreResultsFunction"),
+            **stack_values,
+            "EMBEDDER_MANIFEST": str(model_dir / "manifest.json"),
+            "REPORTS_BUCKET": REPORTS_BUCKET,
+            "UPLOAD_BUCKET": UPLOAD_BUCKET,
+            **(extra_env or {}),
+        }
+        jobs = LocalJobs(
+            aws,
+            template,
+            environments={"BackfillBatchFunction": backfill_env, "RescoreResultsFunction": rescore_env},
+            substitutions={
+                "UploadBucket": UPLOAD_BUCKET,
+                "ReportsBucket": REPORTS_BUCKET,
+                "WeightsUri": weights_uri,
+                "BackfillFunctionArn": function_arn("BackfillBatchFunction"),
+                "RescoreFunctionArn": function_arn("RescoreResultsFunction"),
+            },
+            **({"workers": workers} if workers else {}),
+            quiet=quiet,
+        )
         upload_settings = load_settings(UploadSettings, upload_env)
         score = ExecutionEnvironment(
             lambda: build_score_function(load_settings(ScoreSettings, score_env), aws.clients()),
@@ -221,8 +268,11 @@ def local_stack(
                 upload=upload,
                 upload_env=upload_env,
                 results=ResultsStore(TABLE, dynamodb),
+                jobs=jobs,
+                reports_bucket=REPORTS_BUCKET,
             )
         finally:
+            jobs.close()
             api.stop()
             for logger, level in levels:
                 logger.setLevel(level)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from .apigw import Route
-from .paths import TEMPLATE
+from .paths import REPO_ROOT, TEMPLATE
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -149,3 +152,29 @@ def function_timeout(template: dict[str, Any], logical_id: str) -> float:
     own = resource(template, logical_id)["Properties"].get("Timeout")
     default = template.get("Globals", {}).get("Function", {}).get("Timeout", 3)
     return float(resolve(template, own if own is not None else default))
+
+
+def function_arn(logical_id: str) -> str:
+    """The ARN a local state machine uses for a function (its logical id as the name)."""
+    return f"arn:aws:lambda:us-east-1:000000000000:function:{logical_id}"
+
+
+def state_machine_definition(
+    template: dict[str, Any], logical_id: str, values: Mapping[str, str | int | float]
+) -> dict[str, Any]:
+    """A state machine's definition file with its ``DefinitionSubstitutions`` applied, as CloudFormation
+    applies them: parameters at their defaults unless ``values`` names them, resources from ``values``. A
+    placeholder nobody fills in is an error, so the file and the template cannot drift apart."""
+    props = resource(template, logical_id)["Properties"]
+    text = (REPO_ROOT / props["DefinitionUri"]).read_text(encoding="utf-8")
+    substitutions: dict[str, str] = {}
+    for name, value in props.get("DefinitionSubstitutions", {}).items():
+        resolved = values.get(name, resolve(template, value))
+        if not isinstance(resolved, str | int | float):
+            raise ValueError(f"{logical_id}: substitution {name} ({resolved}) needs a local value")
+        substitutions[name] = str(resolved)
+    placeholders = set(re.findall(r"\$\{(\w+)\}", text))
+    if placeholders - set(substitutions):
+        raise ValueError(f"{logical_id}: {sorted(placeholders - set(substitutions))} are not substituted")
+    definition: dict[str, Any] = json.loads(re.sub(r"\$\{(\w+)\}", lambda m: substitutions[m.group(1)], text))
+    return definition

@@ -74,3 +74,71 @@ def worker_pool(
         initializer=_init,
         initargs=(env, endpoint, dead_letter_queue_url, retries, cache_root),
     )
+
+
+# --- functions a state machine invokes synchronously (backfill batches, rescore segments) ---------------
+
+#: folder under functions/ → (builder, settings class) names, imported in the worker.
+_SYNC_FUNCTIONS = {
+    "backfill_batch": ("build_backfill_function", "UploadSettings"),
+    "rescore_results": ("build_rescore_function", "RescoreSettings"),
+}
+_sync_handler: Any = None
+_sync_timeout = 300.0
+
+
+def _init_sync(
+    name: str, env: dict[str, str], endpoint: str, cache_root: str, timeout: float, quiet: bool
+) -> None:
+    global _sync_handler, _sync_timeout
+    warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+    import os
+
+    if quiet:
+        # Powertools' handler holds the real stdout; its level is read when the handler module is imported.
+        os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
+
+    from clip_classifier import settings as settings_module
+    from clip_classifier import wiring
+
+    from .handlers import load_function
+    from .moto_server import LocalAws
+
+    builder_name, settings_name = _SYNC_FUNCTIONS[name]
+    settings = settings_module.load_settings(
+        getattr(settings_module, settings_name),
+        {**env, "CACHE_DIR": str(Path(cache_root) / str(os.getpid()))},
+    )
+    function = getattr(wiring, builder_name)(settings, LocalAws(endpoint).clients())
+    _sync_handler = load_function(name).create_handler(function)
+    _sync_timeout = timeout
+
+
+def invoke_sync(payload: Any) -> tuple[bool, Any]:
+    """Run in a worker: (True, the function's result) or (False, Lambda's error payload for what it raised)."""
+    from .apigw import LambdaContext
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return True, _sync_handler(payload, LambdaContext(_sync_timeout))
+    except Exception as exc:  # noqa: BLE001 - Lambda reports whatever the handler raises as errorType/errorMessage
+        return False, {"errorType": type(exc).__name__, "errorMessage": str(exc)}
+
+
+def sync_pool(
+    name: str,
+    workers: int,
+    env: dict[str, str],
+    endpoint: str,
+    cache_root: str,
+    timeout: float,
+    *,
+    quiet: bool = True,
+) -> ProcessPoolExecutor:
+    """``workers`` execution environments of ``functions/<name>``, each built once in its own process."""
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_sync,
+        initargs=(name, env, endpoint, cache_root, timeout, quiet),
+    )

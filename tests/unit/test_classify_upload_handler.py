@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import numpy as np
 import pytest
 
+from clip_classifier import embedding_codec
 from clip_classifier.exceptions import ConfigurationError, InvocationTimeoutError, ModelNotFoundError
 from clip_classifier.picture_id import picture_id_for_key
 from clip_classifier.redrive import main as redrive_main
@@ -206,3 +208,35 @@ def test_a_record_without_time_left_is_retried_not_failed(upload_env: Any, uploa
 
 def app_reserved_seconds() -> float:
     return float(load_function("classify_upload").RESERVED_SECONDS)
+
+
+def _probabilities(item: Any, classes: tuple[str, ...]) -> np.ndarray:
+    return np.asarray([item.probabilities[c] for c in classes], dtype=np.float32)
+
+
+def test_the_item_keeps_the_embedding_its_result_was_scored_from(
+    upload_env: Any, upload: UploadFunction, invoke: Any, weights_uri: str, tmp_path: Path
+) -> None:
+    data = (REPO_ROOT / "tests" / "fixtures" / "images" / "landscape_rgb.jpg").read_bytes()
+    invoke(created_event(upload_env, data))
+    item = upload.classifier.store.get(picture_id_for_key(KEY, "uploads/"))
+    assert item is not None and item.embedding is not None and len(item.embedding) == 1032
+    assert "embedding" not in repr(item)  # never rendered into a log line
+    head = upload.classifier.weights.get()
+    rescored = head.predict(embedding_codec.head_input(item.embedding, head.input_dim))[0]
+    # Exactly what the item says (stored as float32-exact decimals): a rescore reproduces it.
+    assert np.array_equal(_probabilities(item, head.classes), np.asarray(rescored.probabilities, np.float32))
+    assert item.source.last_modified is not None and item.source.last_modified.endswith("Z")
+
+    # StoreEmbeddings=false: nothing kept, the same answer (the head always scores the rounded embedding).
+    lean = build_upload(
+        tmp_path / "lean", WEIGHTS_URI=weights_uri, UPLOAD_BUCKET=BUCKET, STORE_EMBEDDINGS="false"
+    )
+    lean_handler = load_function("classify_upload").create_handler(lean)
+    upload_env.delete_object(Bucket=BUCKET, Key=KEY)
+    event = created_event(upload_env, data)
+    event["Records"][0]["s3"]["object"]["sequencer"] = "FFFFFFFFFFFFFFFF"
+    assert lean_handler(event, LambdaContext())["outcomes"] == {"classified": 1}
+    again = lean.classifier.store.get(picture_id_for_key(KEY, "uploads/"))
+    assert again is not None and again.embedding is None
+    assert np.array_equal(_probabilities(again, head.classes), _probabilities(item, head.classes))

@@ -397,3 +397,56 @@ def test_a_preflight_without_cors_origins_is_405_not_a_server_error(api: ScoreAp
     )
     status, body = api.invoke(event)
     assert status == 405 and body["code"] == "method_not_allowed"
+
+
+def _get(api: ScoreApi, picture_id: str, query: str = "") -> tuple[int, Any]:
+    route = Route.of("GET", "/v1/classifications/{pictureId}")
+    return api.invoke(build_event("GET", route, f"/v1/classifications/{picture_id}", {}, b"", query=query))
+
+
+def _upload_item(picture_id: str, embedding: bytes, head: Head) -> Any:
+    from clip_classifier import embedding_codec
+    from clip_classifier.records import ClassificationItem, SourceInfo
+    from clip_classifier.results import ResultFields
+
+    prediction = head.predict(embedding_codec.head_input(embedding, head.input_dim))[0]
+    return ClassificationItem.classified(
+        picture_id,
+        ResultFields.from_prediction(prediction, head_version=head.version),
+        source=SourceInfo(type="s3", bucket="b", key=f"uploads/{picture_id}", etag="e", version_id="v"),
+        embedding=embedding,
+        sequencer="0" * 39 + "1",
+    )
+
+
+def test_the_stored_embedding_is_returned_only_when_asked_and_scores_the_same(
+    api: ScoreApi, reference: Head
+) -> None:
+    from clip_classifier import embedding_codec
+
+    raw = np.random.default_rng(5).normal(size=512).astype(np.float32)
+    item = _upload_item("up-emb", embedding_codec.encode(raw), reference)
+    api.function.service.store.put_if_newer(item)
+    status, plain = _get(api, "up-emb")
+    assert status == 200 and plain.get("embedding") is None
+    status, body = _get(api, "up-emb", "include=embedding")
+    assert status == 200 and len(body["embedding"]) == 512
+    expected = embedding_codec.head_input(item.embedding, 512)[0]
+    assert np.array_equal(np.asarray(body["embedding"], np.float32), expected)
+    # POSTed back, the features give the stored probabilities (as any client's features would).
+    status, scored = api.post({"features": body["embedding"]})
+    assert status == 200
+    assert max(abs(scored["probabilities"][c] - body["probabilities"][c]) for c in reference.classes) <= 1e-6
+    assert _get(api, "up-emb", "include=everything")[0] == 422
+
+
+def test_a_damaged_stored_embedding_is_a_clear_server_error(api: ScoreApi, reference: Head) -> None:
+    from clip_classifier import embedding_codec
+
+    good = embedding_codec.encode(np.ones(512, np.float32))
+    item = _upload_item("up-bad", good, reference).model_copy(update={"embedding": good[:-5] + b"\0" * 5})
+    api.function.service.store.put_if_newer(item)
+    status, body = _get(api, "up-bad", "include=embedding")
+    assert status == 500 and body["code"] == "embedding_corrupt"
+    assert "pictureId 'up-bad'" in body["message"] and "CRC-32" in body["message"]
+    assert _get(api, "up-bad")[0] == 200  # the result itself stays readable

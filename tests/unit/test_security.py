@@ -25,6 +25,31 @@ EXPECTED_ACTIONS = {
         "ReadHeadWeights": {"s3:GetObject"},
         "SendFailedEventsToDeadLetterQueue": {"sqs:SendMessage"},
     },
+    "BackfillBatchFunction": {
+        "ReadUploadsUnderPrefix": {"s3:GetObject", "s3:GetObjectVersion"},
+        "ReadAndWriteResults": {"dynamodb:BatchGetItem", "dynamodb:PutItem"},
+        "ReadHeadWeights": {"s3:GetObject"},
+    },
+    "RescoreResultsFunction": {
+        "ScanAndReplaceResults": {"dynamodb:Scan", "dynamodb:PutItem"},
+        "ReadHeadWeights": {"s3:GetObject"},
+        "WriteBackfillLists": {"s3:PutObject", "s3:GetObject"},
+        "ListBackfillLists": {"s3:ListBucket"},
+    },
+    "BackfillStateMachine": {
+        "InvokeBatchFunction": {"lambda:InvokeFunction"},
+        "ListUploadsUnderPrefix": {"s3:ListBucket"},
+        "ReadManifests": {"s3:GetObject"},
+        "WriteRunResults": {"s3:PutObject"},
+        "RunMapChildren": {"states:StartExecution"},
+        "ManageMapRuns": {"states:DescribeExecution", "states:StopExecution", "states:RedriveExecution"},
+    },
+    "RescoreStateMachine": {
+        "InvokeRescoreFunction": {"lambda:InvokeFunction"},
+        "WriteRunResults": {"s3:PutObject"},
+        "RunMapChildren": {"states:StartExecution"},
+        "ManageMapRuns": {"states:DescribeExecution", "states:StopExecution", "states:RedriveExecution"},
+    },
 }
 
 #: The IAM action each boto3 call of the package needs.
@@ -35,6 +60,11 @@ CALL_TO_ACTION = {
     "get_item": "dynamodb:GetItem",
     # IAM authorises each action inside a transaction; the API's transactions only Put.
     "transact_write_items": "dynamodb:PutItem",
+    "batch_get_item": "dynamodb:BatchGetItem",
+    "scan": "dynamodb:Scan",
+    "put_object": "s3:PutObject",
+    # Paginated: get_paginator("list_objects_v2").
+    "list_objects_v2": "s3:ListBucket",
 }
 
 
@@ -72,11 +102,12 @@ def test_resources_are_scoped() -> None:
 def test_the_code_needs_no_action_the_template_does_not_grant() -> None:
     source = "\n".join(p.read_text() for p in PACKAGE.glob("*.py"))
     calls = set(re.findall(r"\.(" + "|".join(CALL_TO_ACTION) + r")\(", source))
+    calls |= set(re.findall(r"get_paginator\(\"(\w+)\"\)", source))
     other = set(re.findall(r"client\(\)\.(\w+)\(|self\.s3\.(\w+)\(|self\.client\.(\w+)\(", source))
     assert calls, "the scan found the SDK calls"
     granted = set().union(*(a for f in EXPECTED_ACTIONS.values() for a in f.values()))
     assert {CALL_TO_ACTION[c] for c in calls} <= granted
-    assert {name for group in other for name in group if name} <= set(CALL_TO_ACTION)
+    assert {name for group in other for name in group if name} - {"get_paginator"} <= set(CALL_TO_ACTION)
 
 
 def test_upload_bucket_is_private_encrypted_and_tls_only() -> None:
@@ -147,3 +178,45 @@ def test_no_secrets_in_the_repository() -> None:
     assert names
     for name in names:
         assert not pattern.search((REPO_ROOT / name).read_text(errors="ignore")), name
+
+
+def test_backfill_and_rescore_resources_are_scoped() -> None:
+    backfill = {s["Sid"]: s for s in statements("BackfillBatchFunction")}
+    rescore = {s["Sid"]: s for s in statements("RescoreResultsFunction")}
+    upload = {s["Sid"]: s for s in statements("ClassifyUploadFunction")}
+    # The batch function reads what the upload function reads, no more.
+    assert backfill["ReadUploadsUnderPrefix"]["Resource"] == upload["ReadUploadsUnderPrefix"]["Resource"]
+    assert backfill["ReadAndWriteResults"]["Resource"] == {"Fn::GetAtt": ["ResultsTable", "Arn"]}
+    assert rescore["ScanAndReplaceResults"]["Resource"] == {"Fn::GetAtt": ["ResultsTable", "Arn"]}
+    assert rescore["WriteBackfillLists"]["Resource"] == {"Fn::Sub": "${ReportsBucket.Arn}/rescore/*"}
+    assert rescore["ListBackfillLists"]["Condition"] == {"StringLike": {"s3:prefix": "rescore/*"}}
+
+    for machine, function, prefix in (
+        ("BackfillStateMachine", "BackfillBatchFunction", "backfill"),
+        ("RescoreStateMachine", "RescoreResultsFunction", "rescore"),
+    ):
+        grants = {s["Sid"]: s for s in statements(machine)}
+        invoke = next(s for s in grants.values() if s["Action"] == ["lambda:InvokeFunction"])
+        assert invoke["Resource"] == {"Fn::GetAtt": [function, "Arn"]}  # its own function only
+        name = f"${{AWS::StackName}}-{prefix}"
+        assert RESOURCES[machine]["Properties"]["Name"] == {"Fn::Sub": name}
+        assert grants["RunMapChildren"]["Resource"]["Fn::Sub"].endswith(f":stateMachine:{name}")
+        assert grants["ManageMapRuns"]["Resource"]["Fn::Sub"].endswith(f":execution:{name}*")
+        assert grants["WriteRunResults"]["Resource"]["Fn::Sub"].startswith("${ReportsBucket.Arn}/")
+    listing = {s["Sid"]: s for s in statements("BackfillStateMachine")}["ListUploadsUnderPrefix"]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": {"Fn::Sub": "${UploadPrefix}*"}}}
+    reports = RESOURCES["ReportsBucket"]["Properties"]
+    assert reports["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] is True
+    assert reports["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == 30
+    (deny,) = RESOURCES["ReportsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # The opt-in trigger may only start the rescore.
+    role = RESOURCES["NewWeightsRuleRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert role == [
+        {
+            "Sid": "StartRescore",
+            "Effect": "Allow",
+            "Action": ["states:StartExecution"],
+            "Resource": {"Ref": "RescoreStateMachine"},
+        }
+    ]

@@ -101,6 +101,7 @@ class ResultSource(_Body):
     version_id: str | None = None
     size: int | None = None
     event_time: str | None = None
+    last_modified: str | None = None
 
 
 class ResultError(_Body):
@@ -127,6 +128,12 @@ class Classification(_Body):
     error: ResultError | None = None
     created_at: str
     updated_at: str
+    embedding: list[float] | None = Field(
+        default=None,
+        description="Only with ?include=embedding, for uploads that kept theirs: the image features the head "
+        "scored (float16-rounded L2-normalised embedding times its norm). POST them to /v1/scores for the same "
+        "probabilities under the current head.",
+    )
 
 
 class ImageTransformInfo(_Body):

@@ -98,6 +98,12 @@ class ResultNotFoundError(ClassifierError):
     code = "not_found"
 
 
+class CorruptEmbeddingError(ClassifierError):
+    """A stored embedding cannot be decoded (wrong size, failed CRC, not a unit vector): never scored."""
+
+    code = "embedding_corrupt"
+
+
 # --- image embedder -----------------------------------------------------------------------------------
 
 
@@ -185,4 +191,21 @@ class ResultsStoreError(ClassifierError):
 
 class TransientResultsStoreError(ResultsStoreError):
     code = "results_store_unavailable"
+    transient = True
+
+
+# --- batch jobs (backfill, rescore) ---------------------------------------------------------------------
+
+
+class InvalidBatchError(ClassifierError):
+    """A state machine handed a batch function an input it does not accept: fix the input, not retried."""
+
+    code = "invalid_batch"
+
+
+class TransientBatchError(ClassifierError):
+    """A batch stopped on a transient error after trying every key; its state machine retries it (the one
+    name the definitions' ``Retry`` lists, whatever the cause)."""
+
+    code = "batch_retry"
     transient = True

@@ -49,6 +49,8 @@ class SourceInfo(_Stored):
     version_id: str | None = None
     size: int | None = None
     event_time: str | None = None
+    #: The S3 version's LastModified (ISO-8601 UTC): how backfill writes are ordered (no sequencer there).
+    last_modified: str | None = None
 
 
 class ClassificationItem(_Stored):
@@ -63,6 +65,9 @@ class ClassificationItem(_Stored):
     ambiguous: bool | None = None
     head_version: str | None = None
     embedder_version: str | None = None
+    #: The image's embedding (:mod:`.embedding_codec`), kept so a new head can re-score it; never logged
+    #: (``repr=False``) and returned by the API only when asked for.
+    embedding: bytes | None = Field(default=None, repr=False)
     source: SourceInfo
     #: Normalized S3 sequencer of the event that produced this item (absent for API results).
     sequencer: str | None = None
@@ -80,6 +85,7 @@ class ClassificationItem(_Stored):
         *,
         source: SourceInfo,
         embedder_version: str | None = None,
+        embedding: bytes | None = None,
         sequencer: str | None = None,
     ) -> ClassificationItem:
         return cls(
@@ -87,6 +93,7 @@ class ClassificationItem(_Stored):
             status="classified",
             **dict(result),
             embedder_version=embedder_version,
+            embedding=embedding,
             source=source,
             sequencer=sequencer,
         )

@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from .aws import AWS_ERRORS, ErrorFamily, aws_error, error_code
@@ -29,8 +29,19 @@ _ERRORS = ErrorFamily(other=ResultsStoreError, transient=TransientResultsStoreEr
 
 #: DynamoDB's limit on the actions of one TransactWriteItems call (and so the API's batch limit).
 MAX_TRANSACTION_ITEMS = 100
-#: See :meth:`ResultsStore.put_api_results`.
-API_WRITE_CONDITION = "attribute_not_exists(pictureId) OR attribute_not_exists(#seq)"
+#: See :meth:`ResultsStore.put_api_results`: an API result replaces nothing but an API result.
+API_WRITE_CONDITION = "attribute_not_exists(pictureId) OR #source.#type = :api"
+#: See :meth:`ResultsStore.put_backfill`: a new result, or one replacing an API or older backfill result.
+BACKFILL_WRITE_CONDITION = (
+    "attribute_not_exists(pictureId) OR (attribute_not_exists(#seq) AND "
+    "(#source.#type = :api OR #source.#modified <= :modified))"
+)
+#: ... or a refresh of an S3 event's result in place: only while no later event has written.
+BACKFILL_REFRESH_CONDITION = "#seq = :seq AND #status = :classified"
+#: See :meth:`ResultsStore.put_rescored` (which adds: the same object version and ETag).
+RESCORE_CONDITION = "#status = :classified AND #head <> :head"
+#: DynamoDB's limit on the keys of one BatchGetItem call.
+MAX_BATCH_GET_KEYS = 100
 
 #: Keep deletion markers this long so late, out-of-order creates for a deleted key are still recognised.
 TOMBSTONE_SECONDS = 30 * 24 * 3600
@@ -52,6 +63,8 @@ def _to_dynamo(value: Any) -> Any:
 
 
 def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Binary):
+        return bytes(cast(Any, value))  # Binary defines __bytes__ (its stub says str)
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() and "." not in str(value) else float(value)
     if isinstance(value, dict):
@@ -105,9 +118,9 @@ class ResultsStore:
         """Store API results all or nothing, without ever replacing what an upload wrote.
 
         Uploads and the API share the ``pictureId`` namespace, and uploads own theirs: an API result may
-        create an item or replace an earlier API result, never an item an S3 event wrote (a result, a
-        failure or a deletion marker — all carry the event's sequencer), so a deleted image cannot come
-        back through the API and the sequencer guard of later S3 events stays intact. One record is a
+        create an item or replace an earlier API result, never an item an upload wrote (an S3 event's
+        result, failure or deletion marker, or a backfill's result), so a deleted image cannot come back
+        through the API and the sequencer guard of later S3 events stays intact. One record is a
         conditional put; several are one transaction (at most :data:`MAX_TRANSACTION_ITEMS`), so an
         error stores none of them. A refused record raises :class:`PictureConflictError`.
         """
@@ -120,7 +133,8 @@ class ResultsStore:
                 "TableName": self.table_name,
                 "Item": serialize(r),
                 "ConditionExpression": API_WRITE_CONDITION,
-                "ExpressionAttributeNames": {"#seq": "sequencer"},
+                "ExpressionAttributeNames": {"#source": "source", "#type": "type"},
+                "ExpressionAttributeValues": {":api": {"S": "api"}},
             }
             for r in records
         ]
@@ -139,6 +153,120 @@ class ResultsStore:
                     picture_id=picture_id,
                 ) from exc
             raise self._error(exc, "write") from exc
+
+    def put_backfill(self, record: ClassificationItem) -> bool:
+        """Write a backfill's result unless something newer holds the ``pictureId``; ``False`` if refused.
+
+        A backfill has no S3 event, so no sequencer of its own. It never replaces an item an S3 event wrote
+        (every such item carries the event's sequencer; the event path is the authority for a key it has
+        seen), except to refresh that event's own object version in place: then ``record`` carries the
+        item's sequencer and is written only while the item still has it (no later event has written).
+        Otherwise it creates the item or replaces an API result or an older backfill result: among backfill
+        results the object version modified last wins (``source.lastModified``, ISO-8601 UTC, so string order
+        is time order).
+        """
+        if record.source.type != "s3" or not record.source.last_modified:
+            raise ValueError("put_backfill needs an S3 record with lastModified")
+        names = {"#seq": "sequencer"}
+        values: dict[str, Any]
+        if record.sequencer is not None:
+            condition = BACKFILL_REFRESH_CONDITION
+            names["#status"] = "status"
+            values = {":seq": {"S": record.sequencer}, ":classified": {"S": "classified"}}
+        else:
+            condition = BACKFILL_WRITE_CONDITION
+            names.update({"#source": "source", "#type": "type", "#modified": "lastModified"})
+            values = {":api": {"S": "api"}, ":modified": {"S": record.source.last_modified}}
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=serialize(record),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except AWS_ERRORS as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise self._error(exc, "write") from exc
+        return True
+
+    def put_rescored(self, record: ClassificationItem, *, previous: ClassificationItem) -> bool:
+        """Replace ``previous`` (as read by a scan) with ``record``, its result under a new head, only if the
+        stored item is still that classified result of the same object version under another head.
+        ``False`` when it changed meanwhile (a newer upload, a deletion, or already re-scored)."""
+        if record.head_version is None or previous.source.type != "s3":
+            raise ValueError("put_rescored replaces an upload's result with a scored one")
+        names = {"#status": "status", "#head": "headVersion", "#source": "source"}
+        values: dict[str, Any] = {":classified": {"S": "classified"}, ":head": {"S": record.head_version}}
+        condition = [RESCORE_CONDITION]
+        for alias, attribute, value in (
+            ("#version", "versionId", previous.source.version_id),
+            ("#etag", "etag", previous.source.etag),
+        ):
+            names[alias] = attribute
+            if value is None:
+                condition.append(f"attribute_not_exists(#source.{alias})")
+            else:
+                values[f":{attribute}"] = {"S": value}
+                condition.append(f"#source.{alias} = :{attribute}")
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=serialize(record),
+                ConditionExpression=" AND ".join(condition),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except AWS_ERRORS as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise self._error(exc, "write") from exc
+        return True
+
+    def get_many(self, picture_ids: Sequence[str]) -> dict[str, ClassificationItem]:
+        """The stored items of ``picture_ids`` (strongly consistent), by ``pictureId``; absent ids are left out."""
+        wanted = list(dict.fromkeys(picture_ids))
+        found: dict[str, ClassificationItem] = {}
+        for start in range(0, len(wanted), MAX_BATCH_GET_KEYS):
+            keys: list[Any] = [{"pictureId": {"S": i}} for i in wanted[start : start + MAX_BATCH_GET_KEYS]]
+            request: Any = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+            for attempt in range(8):
+                try:
+                    response = self.client.batch_get_item(RequestItems=request)
+                except AWS_ERRORS as exc:
+                    raise self._error(exc, "read") from exc
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    record = deserialize(item)
+                    found[record.picture_id] = record
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))  # throttled keys come back unprocessed
+            else:
+                raise TransientResultsStoreError(
+                    f"results table {self.table_name} kept keys unprocessed; retry the batch"
+                )
+        return found
+
+    def scan_segment(
+        self, segment: int, total_segments: int, *, start_key: dict[str, Any] | None, limit: int = 500
+    ) -> tuple[list[ClassificationItem], dict[str, Any] | None]:
+        """One page of a parallel scan: the items and the key to continue from (``None`` at the end)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Segment": segment,
+            "TotalSegments": total_segments,
+            "Limit": limit,
+        }
+        if start_key:
+            kwargs["ExclusiveStartKey"] = start_key
+        try:
+            response = self.client.scan(**kwargs)
+        except AWS_ERRORS as exc:
+            raise self._error(exc, "read") from exc
+        items = [deserialize(item) for item in response.get("Items", [])]
+        return items, response.get("LastEvaluatedKey") or None
 
     @staticmethod
     def _refused(exc: BaseException, count: int) -> int | None:

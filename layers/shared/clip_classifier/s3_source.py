@@ -9,7 +9,8 @@ still arrives.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .aws import AWS_ERRORS, ErrorFamily, aws_error, is_not_found, is_precondition_failed
 from .exceptions import (
@@ -19,7 +20,6 @@ from .exceptions import (
     TransientSourceError,
 )
 from .object_stream import ObjectStream
-from .s3_events import ObjectEvent
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -27,11 +27,47 @@ if TYPE_CHECKING:
 _ERRORS = ErrorFamily(other=SourceObjectError, transient=TransientSourceError, denied=SourceAccessDeniedError)
 
 
+class ObjectLocation(Protocol):
+    """Which object (and version) to read: an S3 event record, or a backfill's listed key."""
+
+    @property
+    def bucket(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def version_id(self) -> str | None: ...
+    @property
+    def etag(self) -> str | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class CurrentVersion:
     version_id: str | None
     etag: str
     size: int
+    #: ISO-8601 UTC, millisecond precision (S3 itself keeps seconds).
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedObject:
+    stream: ObjectStream
+    version: CurrentVersion
+
+
+def _iso(value: Any) -> str | None:
+    if not isinstance(value, datetime):
+        return None
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _version(meta: Any) -> CurrentVersion:
+    return CurrentVersion(
+        version_id=meta.get("VersionId") or None,
+        etag=str(meta.get("ETag", "")).strip('"'),
+        size=int(meta.get("ContentLength", 0)),
+        last_modified=_iso(meta.get("LastModified")),
+    )
 
 
 class S3ObjectSource:
@@ -48,16 +84,12 @@ class S3ObjectSource:
             if is_not_found(exc):
                 return None
             raise aws_error(exc, _ERRORS, action="read", target=where) from exc
-        return CurrentVersion(
-            version_id=meta.get("VersionId") or None,
-            etag=str(meta.get("ETag", "")).strip('"'),
-            size=int(meta.get("ContentLength", 0)),
-        )
+        return _version(meta)
 
-    def open(self, event: ObjectEvent) -> ObjectStream | None:
-        """The object's body as a stream, or ``None`` if it changed or vanished since the event (the newer
-        event carries it). A size over the limit is an :class:`ImageTooLargeError`; access and transient
-        errors raise :class:`SourceObjectError` subclasses."""
+    def open(self, event: ObjectLocation) -> OpenedObject | None:
+        """The object's body as a stream with the version read, or ``None`` if it changed or vanished since
+        the event (the newer event carries it). A size over the limit is an :class:`ImageTooLargeError`;
+        access and transient errors raise :class:`SourceObjectError` subclasses."""
         where = f"s3://{event.bucket}/{event.key}"
         pin: dict[str, Any] = {"VersionId": event.version_id} if event.version_id else {}
         try:
@@ -66,12 +98,11 @@ class S3ObjectSource:
             if is_not_found(exc):
                 return None
             raise aws_error(exc, _ERRORS, action="read", target=where) from exc
-        etag = str(meta.get("ETag", "")).strip('"')
-        if event.etag and not event.version_id and etag != event.etag.strip('"'):
+        version = _version(meta)
+        if event.etag and not event.version_id and version.etag != event.etag.strip('"'):
             return None  # overwritten since this event; the newer event classifies the new content
-        size = int(meta.get("ContentLength", 0))
-        if size > self.max_bytes:
-            raise ImageTooLargeError(f"image is {size} bytes; the limit is {self.max_bytes}")
+        if version.size > self.max_bytes:
+            raise ImageTooLargeError(f"image is {version.size} bytes; the limit is {self.max_bytes}")
         try:
             condition: dict[str, Any] = pin or {"IfMatch": meta["ETag"]}
             response = self.s3.get_object(Bucket=event.bucket, Key=event.key, **condition)
@@ -79,4 +110,4 @@ class S3ObjectSource:
             if is_not_found(exc) or is_precondition_failed(exc):
                 return None
             raise aws_error(exc, _ERRORS, action="read", target=where) from exc
-        return ObjectStream(response["Body"], where=where, max_bytes=self.max_bytes)
+        return OpenedObject(ObjectStream(response["Body"], where=where, max_bytes=self.max_bytes), version)

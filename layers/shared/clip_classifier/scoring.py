@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import embedding_codec
 from .api_models import (
     BatchScoreResponse,
     Classification,
@@ -11,7 +12,7 @@ from .api_models import (
     ScoreRequest,
     ScoreResult,
 )
-from .exceptions import PictureConflictError, ResultNotFoundError
+from .exceptions import CorruptEmbeddingError, PictureConflictError, ResultNotFoundError
 from .manifest import ModelManifest
 from .records import ClassificationItem, SourceInfo
 from .results import ResultFields
@@ -19,8 +20,9 @@ from .results_store import ResultsStore
 from .score_request import validate_score_request
 from .weights_cache import WeightsCache
 
-#: What a stored item shows clients: everything but the internal ordering and TTL attributes.
-PUBLIC_ITEM_FIELDS = set(Classification.model_fields)
+#: What a stored item shows clients: everything but the internal ordering and TTL attributes, and the
+#: embedding, which is decoded only when asked for.
+PUBLIC_ITEM_FIELDS = set(Classification.model_fields) - {"embedding"}
 
 
 class ScoringService:
@@ -61,11 +63,20 @@ class ScoringService:
         ]
         return BatchScoreResponse(items=results) if batch.is_batch else results[0]
 
-    def get(self, picture_id: str) -> Classification:
+    def get(self, picture_id: str, *, include_embedding: bool = False) -> Classification:
         item = self.store.get(picture_id)
         if item is None:
             raise ResultNotFoundError(f"no classification for pictureId '{picture_id}'")
-        return Classification.model_validate(item.model_dump(include=PUBLIC_ITEM_FIELDS))
+        result = Classification.model_validate(item.model_dump(include=PUBLIC_ITEM_FIELDS))
+        if include_embedding and item.embedding is not None:
+            try:
+                features = embedding_codec.head_input(
+                    item.embedding, embedding_codec.dimension(item.embedding)
+                )
+            except CorruptEmbeddingError as exc:
+                raise CorruptEmbeddingError(f"pictureId '{picture_id}': {exc.message}") from exc
+            result.embedding = features[0].tolist()
+        return result
 
     def model_info(self) -> ModelInfo:
         head = self.weights.get()

@@ -117,12 +117,28 @@ class UploadSettings(FunctionSettings):
     key_prefix: str = ""
     key_suffixes: CommaSeparated = ()
     preprocess_mode: Literal["auto", "exact", "fast"] = "auto"
+    #: Keep each classified image's embedding (float16, ~1 KB) in its item, so a new head can re-score it.
+    store_embeddings: bool = True
     intra_op_threads: int = Field(default=0, ge=0, description="0 = the CPUs this process may use.")
 
     @field_validator("key_suffixes", mode="before")
     @classmethod
     def _suffixes(cls, value: Any) -> Any:
         return _split(value, lower=True)
+
+
+class RescoreSettings(FunctionSettings):
+    """The rescore function (zip): stored embeddings → results under the current head."""
+
+    #: The deployed image embedder's manifest: embeddings from any other model are listed, not scored.
+    embedder_manifest: Path
+    #: Where the keys it cannot score are listed for a backfill (S3 Inventory–style CSV + manifest.json).
+    reports_bucket: str = Field(min_length=3)
+    reports_prefix: str = "rescore/"
+    #: The bucket the listed keys are in (the manifest's sourceBucket).
+    upload_bucket: str = Field(min_length=3)
+    #: Items per scan page: one page is scored, then the call's deadline is checked.
+    page_size: int = Field(default=500, ge=1, le=10_000)
 
 
 S = TypeVar("S", bound=FunctionSettings)

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from . import embedding_codec
 from .arrays import F32
 from .decode_guards import DecodeBudget
 from .embedder import Embedder
@@ -35,7 +36,7 @@ from .records import ClassificationItem, SourceInfo
 from .results import ResultFields
 from .results_store import ResultsStore
 from .s3_events import ObjectEvent
-from .s3_source import S3ObjectSource
+from .s3_source import ObjectLocation, S3ObjectSource
 from .weights_cache import WeightsCache
 
 #: What happened to one S3 record (the item's own status is :data:`~.records.ItemStatus`).
@@ -83,6 +84,7 @@ class UploadClassifier:
         key_prefix: str = "",
         key_suffixes: tuple[str, ...] = (),
         bucket: str = "",
+        store_embeddings: bool = True,
     ) -> None:
         self.source = source
         self.store = store
@@ -93,6 +95,8 @@ class UploadClassifier:
         self.key_suffixes = tuple(s.lower() for s in key_suffixes)
         #: The upload bucket; events for any other bucket are ignored (empty: accept every bucket).
         self.bucket = bucket
+        #: Keep each image's embedding in its item (the StoreEmbeddings parameter) for later rescoring.
+        self.store_embeddings = store_embeddings
 
     def wanted(self, key: str) -> bool:
         if self.key_prefix and not key.startswith(self.key_prefix):
@@ -144,6 +148,26 @@ class UploadClassifier:
     def _classify(
         self, event: ObjectEvent, picture_id: str, source: SourceInfo, deadline: float | None
     ) -> Outcome:
+        item, watch = self.classify_object(
+            event, picture_id, source, sequencer=event.normalized_sequencer, deadline=deadline
+        )
+        if item is None:
+            return Outcome(picture_id, event.key, "superseded", timings_ms=watch.timings)
+        details = {"code": item.error.code} if item.error else {"top_label": item.top_label}
+        return self._store(item, event, watch, **details)
+
+    def classify_object(
+        self,
+        location: ObjectLocation,
+        picture_id: str,
+        source: SourceInfo,
+        *,
+        sequencer: str | None,
+        deadline: float | None,
+    ) -> tuple[ClassificationItem | None, _Stopwatch]:
+        """Read, decode, embed and score one object version: a ``classified`` item, a ``failed`` one for a
+        bad image, or ``None`` when the object changed or vanished since ``location`` was taken. Nothing is
+        stored here: the event path and the backfill each write with their own ordering rule."""
         if deadline is not None and time.monotonic() > deadline:
             raise InvocationTimeoutError("no time left in the invocation to classify the record; retried")
         watch = _Stopwatch()
@@ -153,10 +177,12 @@ class UploadClassifier:
                 f"the embedder outputs {self.embedder.output_dim} values but the head expects {head.input_dim}"
             )
         try:
-            stream = self.source.open(event)
+            opened = self.source.open(location)
             watch.lap("download")
-            if stream is None:
-                return Outcome(picture_id, event.key, "superseded", timings_ms=watch.timings)
+            if opened is None:
+                return None, watch
+            source = source.model_copy(update={"last_modified": opened.version.last_modified})
+            stream = opened.stream
             with stream:
                 budget = DecodeBudget(self.preprocessor.limits.max_decode_seconds, deadline)
                 pixels = self._decode(stream, budget)
@@ -165,25 +191,23 @@ class UploadClassifier:
             watch.move("decode", "download", stream.wait_ms)
         except ImageError as exc:
             failed = ClassificationItem.failed(
-                picture_id,
-                code=exc.code,
-                message=exc.message,
-                source=source,
-                sequencer=event.normalized_sequencer,
+                picture_id, code=exc.code, message=exc.message, source=source, sequencer=sequencer
             )
-            return self._store(failed, event, watch, code=exc.code)
-        embedding = self.embedder.embed(pixels)
+            return failed, watch
+        # The head scores exactly what is stored, so a later rescore with the same head reproduces it.
+        stored, features = embedding_codec.round_trip(self.embedder.embed(pixels))
         watch.lap("embed")
-        prediction = head.predict(embedding)[0]
+        prediction = head.predict(features)[0]
         watch.lap("head")
         classified = ClassificationItem.classified(
             picture_id,
             ResultFields.from_prediction(prediction, head_version=head.version),
             embedder_version=self.embedder.version,
+            embedding=stored if self.store_embeddings else None,
             source=source,
-            sequencer=event.normalized_sequencer,
+            sequencer=sequencer,
         )
-        return self._store(classified, event, watch, top_label=prediction.top_label)
+        return classified, watch
 
     def _store(
         self, record: ClassificationItem, event: ObjectEvent, watch: _Stopwatch, **details: Any

@@ -15,10 +15,12 @@ from .aws import AwsClients
 from .manifest import load_manifest
 from .results_store import ResultsStore
 from .scoring import ScoringService, describe_embedder
-from .settings import FunctionSettings, ScoreSettings, UploadSettings
+from .settings import FunctionSettings, RescoreSettings, ScoreSettings, UploadSettings
 from .weights_cache import WeightsCache
 
 if TYPE_CHECKING:
+    from .backfill import BackfillService
+    from .rescore import RescoreService
     from .upload_classifier import UploadClassifier
 
 
@@ -83,5 +85,46 @@ def build_upload_function(settings: UploadSettings, clients: AwsClients) -> Uplo
         key_prefix=settings.key_prefix,
         key_suffixes=settings.key_suffixes,
         bucket=settings.upload_bucket,
+        store_embeddings=settings.store_embeddings,
     )
     return UploadFunction(settings, classifier, init_ms=(time.perf_counter() - start) * 1000)
+
+
+@dataclass(frozen=True)
+class BackfillFunction:
+    settings: UploadSettings
+    service: BackfillService
+    init_ms: float
+
+
+def build_backfill_function(settings: UploadSettings, clients: AwsClients) -> BackfillFunction:
+    """The backfill's batch function: the upload pipeline itself (same image, settings and ordering guard),
+    driven by listed keys instead of S3 events."""
+    from .backfill import BackfillService
+
+    upload = build_upload_function(settings, clients)
+    return BackfillFunction(settings, BackfillService(upload.classifier), init_ms=upload.init_ms)
+
+
+@dataclass(frozen=True)
+class RescoreFunction:
+    settings: RescoreSettings
+    service: RescoreService
+
+
+def build_rescore_function(settings: RescoreSettings, clients: AwsClients) -> RescoreFunction:
+    """The rescore function: the head, the table and the backfill lists; no model, no images."""
+    from .rescore import BackfillLists, RescoreService
+
+    manifest = load_manifest(settings.embedder_manifest)
+    service = RescoreService(
+        ResultsStore(settings.results_table, clients.dynamodb),
+        _weights(settings, clients),
+        BackfillLists(
+            clients.s3, settings.reports_bucket, settings.reports_prefix, source_bucket=settings.upload_bucket
+        ),
+        embedder_version=manifest.model_sha256,
+        embedder_dim=manifest.output_dim,
+        page_size=settings.page_size,
+    )
+    return RescoreFunction(settings, service)

@@ -1,0 +1,239 @@
+"""Rescore: apply the current head to every stored embedding, without touching an image.
+
+The rescore state machine (``infra/statemachines/rescore.asl.json``) splits the table into parallel scan
+segments; each child invokes the rescore function with its segment until the segment is done, every call
+continuing from the previous one's ``startKey``. Per item:
+
+* a classified upload result under another head, with an embedding from the deployed model, is scored again
+  from that embedding (:func:`~.embedding_codec.head_input`, as the upload path scored it) and replaced —
+  only while it is still the same object version's classified result under another head
+  (:meth:`~.results_store.ResultsStore.put_rescored`), so a newer upload or a deletion always wins;
+* one without an embedding, with one from another model, or with a damaged one is never scored: it is listed
+  for a backfill, which re-classifies it from its image. The lists are gzipped CSV files in the S3 Inventory
+  layout, and the run's last step writes their ``manifest.json``: the backfill state machine reads it as it
+  reads an S3 Inventory manifest;
+* API results (the client's features are not kept), failures and deletion markers are left as they are.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote_plus
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from . import embedding_codec
+from .aws import AWS_ERRORS, ErrorFamily, aws_error
+from .exceptions import (
+    ConfigurationError,
+    CorruptEmbeddingError,
+    ResultsStoreError,
+    TransientResultsStoreError,
+)
+from .head import Head
+from .records import ClassificationItem, utc_now
+from .results import ResultFields
+from .results_store import ResultsStore
+from .weights_cache import WeightsCache
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+RescoreStatus = Literal[
+    "rescored", "superseded", "current", "api", "failed", "deleted", "no_embedding", "embedder_changed",
+    "corrupt_embedding",
+]  # fmt: skip
+#: The statuses whose items are listed for a backfill.
+LISTED: frozenset[str] = frozenset({"no_embedding", "embedder_changed", "corrupt_embedding"})
+_ERRORS = ErrorFamily(other=ResultsStoreError, transient=TransientResultsStoreError)
+
+#: An execution name (the state machine passes ``$$.Execution.Name``): safe in an S3 key.
+RUN_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,80}$"
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class RescoreRequest(_Request):
+    """One call of a segment's loop (the state machine passes the previous call's output back in)."""
+
+    run_id: str = Field(alias="runId", pattern=RUN_ID_PATTERN)
+    segment: int = Field(ge=0)
+    total_segments: int = Field(alias="totalSegments", ge=1, le=1_000_000)
+    #: Where the previous call stopped (DynamoDB's LastEvaluatedKey); ``None`` to start the segment.
+    start_key: dict[str, Any] | None = Field(default=None, alias="startKey")
+    #: Counts so far for this segment, by status.
+    totals: dict[str, int] = Field(default_factory=dict)
+    #: The next backfill-list file number of this segment.
+    part: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _segment_in_range(self) -> RescoreRequest:
+        if self.segment >= self.total_segments:
+            raise ValueError(f"segment {self.segment} is not below totalSegments {self.total_segments}")
+        return self
+
+
+class RescoreProgress(RescoreRequest):
+    """What a call returns: ``done`` once the segment's last page was scored."""
+
+    done: bool
+
+
+class ManifestRequest(_Request):
+    """The run's last step: the manifest of the backfill lists its segments wrote."""
+
+    action: Literal["manifest"]
+    run_id: str = Field(alias="runId", pattern=RUN_ID_PATTERN)
+
+
+class ManifestResult(BaseModel):
+    manifest: str | None
+    files: int
+    keys: int
+
+
+class BackfillLists:
+    """The keys a rescore could not score, as S3 Inventory–style CSV files and their ``manifest.json``."""
+
+    def __init__(self, s3: S3Client, bucket: str, prefix: str, *, source_bucket: str) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.prefix = prefix
+        self.source_bucket = source_bucket
+
+    def _folder(self, run_id: str) -> str:
+        return f"{self.prefix}{run_id}/needs-backfill/"
+
+    def write(self, run_id: str, segment: int, part: int, rows: list[tuple[str, str]]) -> str:
+        """One gzipped CSV of ``(bucket, key)`` rows, keys URL-encoded as S3 Inventory writes them."""
+        text = io.StringIO()
+        writer = csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        for bucket, key in rows:
+            writer.writerow([bucket, quote_plus(key, safe="/")])
+        key = f"{self._folder(run_id)}data/segment-{segment:06d}-part-{part:04d}.csv.gz"
+        self._put(key, gzip.compress(text.getvalue().encode(), mtime=0), "application/gzip")
+        return key
+
+    def write_manifest(self, run_id: str) -> ManifestResult:
+        files: list[dict[str, Any]] = []
+        keys = 0
+        try:
+            pages = self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=f"{self._folder(run_id)}data/"
+            )
+            for page in pages:
+                for entry in page.get("Contents", []):
+                    body = self.s3.get_object(Bucket=self.bucket, Key=entry["Key"])["Body"].read()
+                    keys += gzip.decompress(body).count(b"\n")
+                    files.append(
+                        {
+                            "key": entry["Key"],
+                            "size": entry["Size"],
+                            "MD5checksum": str(entry["ETag"]).strip('"'),
+                        }
+                    )
+        except AWS_ERRORS as exc:
+            raise aws_error(exc, _ERRORS, action="read", target=f"s3://{self.bucket}/{self.prefix}") from exc
+        if not files:
+            return ManifestResult(manifest=None, files=0, keys=0)
+        manifest = {
+            "sourceBucket": self.source_bucket,
+            "destinationBucket": f"arn:aws:s3:::{self.bucket}",
+            "version": "2016-11-30",
+            "creationTimestamp": str(int(time.time() * 1000)),
+            "fileFormat": "CSV",
+            "fileSchema": "Bucket, Key",
+            "files": files,
+        }
+        key = f"{self._folder(run_id)}manifest.json"
+        self._put(key, json.dumps(manifest, indent=1).encode(), "application/json")
+        return ManifestResult(manifest=f"s3://{self.bucket}/{key}", files=len(files), keys=keys)
+
+    def _put(self, key: str, body: bytes, content_type: str) -> None:
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        except AWS_ERRORS as exc:
+            raise aws_error(exc, _ERRORS, action="write", target=f"s3://{self.bucket}/{key}") from exc
+
+
+class RescoreService:
+    def __init__(
+        self,
+        store: ResultsStore,
+        weights: WeightsCache,
+        lists: BackfillLists,
+        *,
+        embedder_version: str,
+        embedder_dim: int,
+        page_size: int = 500,
+    ) -> None:
+        self.store = store
+        self.weights = weights
+        self.lists = lists
+        self.embedder_version = embedder_version
+        self.embedder_dim = embedder_dim
+        self.page_size = page_size
+
+    def run(self, request: RescoreRequest, deadline: float | None = None) -> RescoreProgress:
+        """Score pages of the segment until it ends or ``deadline`` (``time.monotonic()``) passes."""
+        head = self.weights.get()
+        if head.input_dim != self.embedder_dim:
+            raise ConfigurationError(
+                f"the head expects {head.input_dim} values but the deployed embedder outputs {self.embedder_dim}"
+            )
+        totals: Counter[str] = Counter(request.totals)
+        listed: list[tuple[str, str]] = []
+        start_key = request.start_key
+        while True:
+            items, start_key = self.store.scan_segment(
+                request.segment, request.total_segments, start_key=start_key, limit=self.page_size
+            )
+            for item in items:
+                status = self.rescore(item, head)
+                totals[status] += 1
+                if status in LISTED and item.source.bucket and item.source.key:
+                    listed.append((item.source.bucket, item.source.key))
+            if start_key is None or (deadline is not None and time.monotonic() > deadline):
+                break
+        part = request.part
+        if listed:
+            self.lists.write(request.run_id, request.segment, part, listed)
+            part += 1
+        return RescoreProgress(
+            runId=request.run_id,
+            segment=request.segment,
+            totalSegments=request.total_segments,
+            startKey=start_key,
+            totals=dict(totals),
+            part=part,
+            done=start_key is None,
+        )
+
+    def rescore(self, item: ClassificationItem, head: Head) -> RescoreStatus:
+        """One stored item under ``head``: what happened to it."""
+        if item.source.type == "api":
+            return "api"
+        if item.status != "classified":
+            return item.status
+        if item.head_version == head.version:
+            return "current"
+        if item.embedding is None:
+            return "no_embedding"
+        if item.embedder_version != self.embedder_version:
+            return "embedder_changed"
+        try:
+            features = embedding_codec.head_input(item.embedding, head.input_dim)
+        except CorruptEmbeddingError:
+            return "corrupt_embedding"
+        prediction = head.predict(features)[0]
+        result = ResultFields.from_prediction(prediction, head_version=head.version)
+        record = item.model_copy(update={**dict(result), "updated_at": utc_now()})
+        return "rescored" if self.store.put_rescored(record, previous=item) else "superseded"
