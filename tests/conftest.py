@@ -10,8 +10,17 @@ import pytest
 from moto import mock_aws
 
 from clip_classifier.aws import AwsClients
-from clip_classifier.settings import ScoreSettings, UploadSettings, load_settings
-from clip_classifier.wiring import ScoreFunction, UploadFunction, build_score_function, build_upload_function
+from clip_classifier.settings import RescoreSettings, ScoreSettings, UploadSettings, load_settings
+from clip_classifier.wiring import (
+    BackfillFunction,
+    RescoreFunction,
+    ScoreFunction,
+    UploadFunction,
+    build_backfill_function,
+    build_rescore_function,
+    build_score_function,
+    build_upload_function,
+)
 from clip_local.apigw import LambdaContext, Route, build_event
 from clip_local.handlers import load_function
 from clip_local.moto_server import DUMMY_SECRET, REGION
@@ -118,6 +127,28 @@ def build_upload(tmp_path: Path, **env: str) -> UploadFunction:
     }
     values = function_env("ClassifyUploadFunction", **{**stack, **env})
     return build_upload_function(load_settings(UploadSettings, values), AwsClients.create())
+
+
+def build_backfill(tmp_path: Path, **env: str) -> BackfillFunction:
+    """The backfill's batch function built directly from the template's environment plus ``env``."""
+    stack = {
+        "RESULTS_TABLE": TABLE,
+        "CACHE_DIR": str(tmp_path / "backfill-cache"),
+        "MODEL_PATH": str(TINY_INT8 / "model.onnx"),
+    }
+    values = function_env("BackfillBatchFunction", **{**stack, **env})
+    return build_backfill_function(load_settings(UploadSettings, values), AwsClients.create())
+
+
+def build_rescore(tmp_path: Path, **env: str) -> RescoreFunction:
+    """The rescore function built directly from the template's environment plus ``env``."""
+    stack = {
+        "RESULTS_TABLE": TABLE,
+        "CACHE_DIR": str(tmp_path / "rescore-cache"),
+        "EMBEDDER_MANIFEST": str(TINY_INT8 / "manifest.json"),
+    }
+    values = function_env("RescoreResultsFunction", **{**stack, **env})
+    return build_rescore_function(load_settings(RescoreSettings, values), AwsClients.create())
 
 
 def scan_count(client: Any, table: str = TABLE) -> int:

@@ -116,6 +116,33 @@ def all_events() -> dict[str, dict[str, Any]]:
             "RequestId": "EXAMPLE",
             "HostId": "EXAMPLE",
         },
+        # One child of the backfill's Distributed Map (listObjectsV2 items, ItemBatcher's BatchInput).
+        "backfill_batch.json": {
+            "Items": [
+                {
+                    "Etag": '"0123456789abcdef0123456789abcdef"',
+                    "Key": "uploads/sample photo.jpg",
+                    "LastModified": 1767225600,
+                    "Size": 1234,
+                    "StorageClass": "STANDARD",
+                },
+                {
+                    "Etag": '"fedcba9876543210fedcba9876543210"',
+                    "Key": "uploads/notes.txt",
+                    "LastModified": 1767225600,
+                    "Size": 10,
+                    "StorageClass": "STANDARD",
+                },
+            ],
+            "BatchInput": {
+                "source": "listing",
+                "bucket": "clip-uploads-local",
+                "startedAt": "2026-01-01T00:00:00.000Z",
+            },
+        },
+        # The first call of one rescore segment's loop, and the run's closing manifest step.
+        "rescore_segment.json": {"runId": "sample-run", "segment": 0, "totalSegments": 4},
+        "rescore_manifest.json": {"action": "manifest", "runId": "sample-run"},
         "s3_object_removed.json": {
             "Records": [
                 s3_event(
