@@ -71,6 +71,9 @@ class ExecutionEnvironment(Generic[F]):
         self._create_handler: Callable[[F], Handler] = create_handler
         self._quiet = quiet
         self._lock = threading.Lock()
+        #: One execution environment runs one invocation at a time (and ``silenced`` swaps sys.stdout,
+        #: which concurrent invocations from several threads would tangle).
+        self._invoking = threading.Lock()
         self._built: tuple[F, Handler] | None = None
 
     def function(self) -> F:
@@ -83,7 +86,8 @@ class ExecutionEnvironment(Generic[F]):
             self._built = None
 
     def __call__(self, event: dict[str, Any], context: Any) -> Any:
-        return self._ensure()[1](event, context)
+        with self._invoking:
+            return self._ensure()[1](event, context)
 
     def _ensure(self) -> tuple[F, Handler]:
         with self._lock:

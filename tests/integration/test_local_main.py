@@ -53,3 +53,27 @@ def test_local_run_classifies_the_folder_and_prints_a_clean_table() -> None:
     # Quiet by default: no JSON logs or EMF blobs around the progress bar and the table.
     for stream in (out, result.stderr):
         assert '"_aws"' not in stream and '"level"' not in stream
+
+
+def local_job(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "clip_local", *args, "--images", str(FIXTURES), "--once", "--workers", "2",
+         "--port", str(free_port()), "--moto-port", str(free_port())],
+        capture_output=True, text=True, check=False, timeout=300, cwd=REPO_ROOT,
+    )  # fmt: skip
+
+
+def test_local_backfill_and_rescore_run_the_state_machines_with_a_progress_bar_and_a_summary() -> None:
+    fixtures = len([p for p in FIXTURES.iterdir() if p.is_file()])
+    backfill = local_job("backfill", "--copies", "2")
+    assert backfill.returncode == 0, backfill.stderr[-3000:]
+    assert f"{2 * fixtures} objects put in s3://" in backfill.stdout
+    assert "backfill: SUCCEEDED" in backfill.stdout and f"  classified {2 * fixtures}" in backfill.stdout
+    assert f"{2 * fixtures} keys" in backfill.stderr  # the progress bar counts keys
+
+    rescore = local_job("rescore")
+    assert rescore.returncode == 0, rescore.stderr[-3000:]
+    assert "rescore: SUCCEEDED" in rescore.stdout and f"  rescored {fixtures}" in rescore.stdout
+    assert "16/16 16 segments" in rescore.stderr
+    for stream in (backfill.stdout, backfill.stderr, rescore.stdout, rescore.stderr):
+        assert '"_aws"' not in stream and '"level"' not in stream

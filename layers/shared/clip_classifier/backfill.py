@@ -13,7 +13,8 @@ prefix (or reads an S3 Inventory manifest) and hands batches of keys to the batc
   marker, is never replaced: the event path is the authority for every key it has seen. The event's own
   version may be refreshed (a new head or model, or an embedding kept since) — in place, keeping the
   event's sequencer, and only if no event has written since it was read;
-* an object version modified after the run started is left to its own S3 event;
+* an object version modified after the run started (in its first second or later: S3 reports seconds) is
+  left to its own S3 event;
 * among backfill results, the object version modified last wins.
 
 Per-key outcomes go back to the state machine (and its ResultWriter). A transient AWS error fails the
@@ -81,6 +82,8 @@ class KeyOutcome(BaseModel):
     picture_id: str = Field(serialization_alias="pictureId")
     outcome: KeyOutcomeStatus
     code: str | None = None
+    #: The object version looked at (classified, failed, skipped or superseded).
+    version_id: str | None = Field(default=None, serialization_alias="versionId")
 
 
 class BatchResult(BaseModel):
@@ -156,15 +159,19 @@ class BackfillService:
         head_version: str,
         deadline: float | None,
     ) -> KeyOutcome:
-        def outcome(status: KeyOutcomeStatus, code: str | None = None) -> KeyOutcome:
-            return KeyOutcome(key=key, picture_id=picture_id, outcome=status, code=code)
-
         if deadline is not None and time.monotonic() > deadline:
             raise InvocationTimeoutError("no time left in the invocation for the batch's next key; retried")
         current = self.source.current(info.bucket, key)
         if current is None:
-            return outcome("missing", "not_found")
-        if current.last_modified is not None and current.last_modified > info.started_at:
+            return KeyOutcome(key=key, picture_id=picture_id, outcome="missing", code="not_found")
+
+        version = current.version_id
+
+        def outcome(status: KeyOutcomeStatus, code: str | None = None) -> KeyOutcome:
+            return KeyOutcome(key=key, picture_id=picture_id, outcome=status, code=code, version_id=version)
+
+        # S3 reports LastModified to the second: a version from the run's first second counts as after it.
+        if current.last_modified is not None and current.last_modified[:19] >= info.started_at[:19]:
             return outcome("skipped", "after_start")
         refresh: str | None = None
         if existing is not None:
