@@ -146,17 +146,17 @@ def reconcile(stack: LocalStack, keys: list[str], report: Report) -> dict[str, C
             item = deserialize(raw)
             items[item.picture_id] = item
     for key in keys:
-        item = items.get(picture_id_for_key(key, stack.key_prefix))
+        found = items.get(picture_id_for_key(key, stack.key_prefix))
         try:
             current: str | None = s3.head_object(Bucket=stack.upload_bucket, Key=key).get("VersionId")
         except s3.exceptions.ClientError:
             current = None  # a delete marker on top
-        if item is None:
+        if found is None:
             report.lost += 1
         elif current is None:
-            report.wrong += item.status != "deleted"
+            report.wrong += found.status != "deleted"
         else:
-            report.wrong += item.status == "deleted" or item.source.version_id != current
+            report.wrong += found.status == "deleted" or found.source.version_id != current
     return items
 
 
