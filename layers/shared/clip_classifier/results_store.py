@@ -100,13 +100,24 @@ class ResultsStore:
             raise ValueError("put_if_newer needs a record with a sequencer")
         if record.status == "deleted":
             record = record.model_copy(update={"expires_at": int(time.time()) + TOMBSTONE_SECONDS})
+        return self._put_if(
+            record,
+            "attribute_not_exists(pictureId) OR attribute_not_exists(#seq) OR #seq < :seq",
+            {"#seq": "sequencer"},
+            {":seq": {"S": record.sequencer}},
+        )
+
+    def _put_if(
+        self, record: ClassificationItem, condition: str, names: dict[str, str], values: dict[str, Any]
+    ) -> bool:
+        """A conditional put: ``False`` when the condition refused it, errors mapped otherwise."""
         try:
             self.client.put_item(
                 TableName=self.table_name,
                 Item=serialize(record),
-                ConditionExpression="attribute_not_exists(pictureId) OR attribute_not_exists(#seq) OR #seq < :seq",
-                ExpressionAttributeNames={"#seq": "sequencer"},
-                ExpressionAttributeValues={":seq": {"S": record.sequencer}},
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
         except AWS_ERRORS as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
@@ -177,19 +188,7 @@ class ResultsStore:
             condition = BACKFILL_WRITE_CONDITION
             names.update({"#source": "source", "#type": "type", "#modified": "lastModified"})
             values = {":api": {"S": "api"}, ":modified": {"S": record.source.last_modified}}
-        try:
-            self.client.put_item(
-                TableName=self.table_name,
-                Item=serialize(record),
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except AWS_ERRORS as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise self._error(exc, "write") from exc
-        return True
+        return self._put_if(record, condition, names, values)
 
     def put_rescored(self, record: ClassificationItem, *, previous: ClassificationItem) -> bool:
         """Replace ``previous`` (as read by a scan) with ``record``, its result under a new head, only if the
@@ -210,19 +209,7 @@ class ResultsStore:
             else:
                 values[f":{attribute}"] = {"S": value}
                 condition.append(f"#source.{alias} = :{attribute}")
-        try:
-            self.client.put_item(
-                TableName=self.table_name,
-                Item=serialize(record),
-                ConditionExpression=" AND ".join(condition),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except AWS_ERRORS as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise self._error(exc, "write") from exc
-        return True
+        return self._put_if(record, " AND ".join(condition), names, values)
 
     def get_many(self, picture_ids: Sequence[str]) -> dict[str, ClassificationItem]:
         """The stored items of ``picture_ids`` (strongly consistent), by ``pictureId``; absent ids are left out."""

@@ -1,0 +1,233 @@
+"""Dollars per million images for the event path, the backfill and the rescore, from measured figures and
+published prices.
+
+    python -m bench.cost_model                                   # tiny model timings (fast, weak)
+    python -m bench.cost_model --model-dir weights/models/vit-b-32/int8
+    python -m bench.cost_model --image-ms 80 --memory-mb 1769    # your own measured duration
+
+Measured here: the compute time per image (decode + preprocess + embed + head, one thread: 1,769 MB is one
+vCPU) on the fixture images, the rescore's compute per item, and the DynamoDB item size with and without
+the stored embedding (DynamoDB's own size rules). Assumed, and printed: the S3 and DynamoDB round trips
+inside a function's billed time (``--io-ms``, ``--put-ms``). Prices: us-east-1 list prices (see PRICES).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clip_classifier import embedding_codec
+from clip_classifier.embedder import Embedder
+from clip_classifier.head import Head
+from clip_classifier.preprocess import ImageLimits, Preprocessor
+from clip_classifier.records import ClassificationItem, SourceInfo, normalize_sequencer
+from clip_classifier.results import ResultFields
+from clip_classifier.results_store import serialize
+from clip_classifier.weights_format import parse_weights
+from clip_local.paths import EXAMPLE_WEIGHTS, REPO_ROOT, TINY_MODEL_DIR
+
+#: us-east-1 list prices (USD), read from the services' pricing pages on 2026-12-01.
+PRICES = {
+    "lambda_gb_second": 0.0000166667,  # x86_64, first 6 billion GB-s a month
+    "lambda_request": 0.20 / 1e6,
+    "s3_get": 0.0004 / 1000,  # GET, HEAD (S3 Standard)
+    "s3_list": 0.005 / 1000,  # LIST: one request per 1,000 keys
+    "dynamodb_write_unit": 0.625 / 1e6,  # on-demand write request unit (1 KB)
+    "dynamodb_read_unit": 0.125 / 1e6,  # on-demand read request unit (4 KB strongly consistent)
+    "sfn_transition": 0.025 / 1000,  # Standard workflows
+    "sfn_express_request": 1.00 / 1e6,
+    "sfn_express_gb_second": 0.00001667,  # billed in 64 MB and 100 ms steps
+    "sqs_request": 0.40 / 1e6,
+}
+IMAGES = 1_000_000
+
+
+def attribute_size(value: dict[str, Any]) -> int:
+    """DynamoDB's size of one attribute value (without its name)."""
+    ((kind, content),) = value.items()
+    if kind == "S":
+        return len(content.encode())
+    if kind == "N":
+        digits = str(Decimal(content)).lstrip("-").replace(".", "").lstrip("0").rstrip("0")
+        return (len(digits) + 1) // 2 + 1
+    if kind == "B":
+        return len(content)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "L":
+        return 3 + sum(attribute_size(v) + 1 for v in content)
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + attribute_size(v) + 1 for k, v in content.items())
+    raise ValueError(f"attribute type {kind}")
+
+
+def item_size(item: dict[str, Any]) -> int:
+    """DynamoDB's item size: attribute names plus values (CapacityUnitCalculations in its guide)."""
+    return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
+
+
+def write_units(size: int) -> int:
+    return max(1, math.ceil(size / 1024))
+
+
+def typical_item(head: Head, *, embedding: bool) -> ClassificationItem:
+    """An upload's item as the upload path writes it, with realistic names and ids."""
+    raw = np.random.default_rng(0).normal(size=head.input_dim).astype(np.float32)
+    stored, features = embedding_codec.round_trip(raw)
+    return ClassificationItem.classified(
+        "IMG_0042.jpg",
+        ResultFields.from_prediction(head.predict(features)[0], head_version=head.version),
+        source=SourceInfo(
+            type="s3",
+            bucket="clip-uploads-4f1c2d3e-5a6b-11f0-9c7d-0a1b2c3d4e5f",
+            key="uploads/IMG_0042.jpg",
+            etag="9b2cf535f27731c974343645a3985328",
+            version_id="3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY",
+            size=2_104_331,
+            event_time="2026-12-01T06:12:16.123Z",
+            last_modified="2026-12-01T06:12:16.000Z",
+        ),
+        embedder_version="a" * 64,
+        embedding=stored if embedding else None,
+        sequencer=normalize_sequencer("0065A1B2C3D4E5F601"),
+    )
+
+
+def measure_image_ms(model_dir: Path, head: Head) -> float:
+    """Median in-process milliseconds per fixture image: decode + preprocess + embed + head, one thread."""
+    embedder = Embedder(model_dir / "model.onnx", threads=1)
+    preprocessor = Preprocessor(
+        embedder.manifest.transform, ImageLimits(max_bytes=20_000_000, max_pixels=40_000_000)
+    )
+    files = [p for p in sorted((REPO_ROOT / "tests" / "fixtures" / "images").iterdir()) if p.is_file()]
+    times = []
+    for _ in range(3):
+        for path in files:
+            data = path.read_bytes()
+            start = time.perf_counter()
+            _, features = embedding_codec.round_trip(embedder.embed(preprocessor(data).pixels))
+            head.predict(features)
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def measure_rescore_ms(head: Head) -> float:
+    stored = [embedding_codec.encode(v) for v in np.random.default_rng(1).normal(size=(500, head.input_dim))]
+    start = time.perf_counter()
+    for data in stored:
+        head.predict(embedding_codec.head_input(data, head.input_dim))
+    return (time.perf_counter() - start) * 1000 / len(stored)
+
+
+@dataclass
+class Inputs:
+    memory_mb: int
+    image_ms: float
+    io_ms: float
+    rescore_ms: float
+    put_ms: float
+    item_bytes: int
+    item_bytes_without_embedding: int
+    batch_size: int = 25
+    segment_items: int = 60_000
+
+
+def costs(i: Inputs) -> dict[str, dict[str, float]]:
+    """$ per 1M images, by path and term."""
+    p = PRICES
+    gb = i.memory_mb / 1024
+    item_wcu = write_units(i.item_bytes)
+    event_ms = i.image_ms + i.io_ms
+    event = {
+        "Lambda duration": IMAGES * gb * math.ceil(event_ms) / 1000 * p["lambda_gb_second"],
+        "Lambda requests": IMAGES * p["lambda_request"],
+        "S3 HEAD + GET": IMAGES * 2 * p["s3_get"],
+        "DynamoDB writes": IMAGES * item_wcu * p["dynamodb_write_unit"],
+    }
+    batches = IMAGES / i.batch_size
+    batch_ms = i.batch_size * (event_ms + 10)  # + one HEAD of the current version per key
+    backfill = {
+        "Lambda duration": batches * gb * math.ceil(batch_ms) / 1000 * p["lambda_gb_second"],
+        "Lambda requests": batches * p["lambda_request"],
+        "S3 HEAD x2 + GET": IMAGES * 3 * p["s3_get"],
+        "S3 LIST": IMAGES / 1000 * p["s3_list"],
+        "DynamoDB reads (BatchGetItem)": IMAGES * math.ceil(i.item_bytes / 4096) * p["dynamodb_read_unit"],
+        "DynamoDB writes": IMAGES * item_wcu * p["dynamodb_write_unit"],
+        # A Distributed Map bills a parent transition per child; each child is one Express execution.
+        "Step Functions": batches * (p["sfn_transition"] + p["sfn_express_request"])
+        + batches * 0.0625 * math.ceil(batch_ms / 100) / 10 * p["sfn_express_gb_second"],
+    }
+    item_ms = i.rescore_ms + i.put_ms
+    calls = IMAGES / i.segment_items
+    rescore = {
+        "Lambda duration": IMAGES * 1.0 * item_ms / 1000 * p["lambda_gb_second"],  # 1,024 MB
+        "Lambda requests": calls * p["lambda_request"],
+        "DynamoDB scan reads": IMAGES * i.item_bytes / 4096 * 0.5 * p["dynamodb_read_unit"],
+        "DynamoDB writes": IMAGES * item_wcu * p["dynamodb_write_unit"],
+        "Step Functions": calls * 3 * p["sfn_transition"],
+    }
+    return {"event path": event, "backfill": backfill, "rescore": rescore}
+
+
+def render(i: Inputs, table: dict[str, dict[str, float]]) -> str:
+    lines = [
+        f"memory {i.memory_mb} MB; per image {i.image_ms:.1f} ms compute + {i.io_ms:.0f} ms S3/DynamoDB (assumed); "
+        f"rescore {i.rescore_ms * 1000:.0f} µs + {i.put_ms:.0f} ms PutItem (assumed) per item",
+        f"item {i.item_bytes} B = {write_units(i.item_bytes)} write units with the embedding; "
+        f"{i.item_bytes_without_embedding} B = {write_units(i.item_bytes_without_embedding)} without",
+        "",
+        f"{'path':<12} {'term':<32} {'$ per 1M images':>16}",
+        "-" * 62,
+    ]
+    for path, terms in table.items():
+        total = sum(terms.values())
+        for term, dollars in sorted(terms.items(), key=lambda kv: -kv[1]):
+            share = f"{dollars / total:.0%}" if total else ""
+            lines.append(f"{path:<12} {term:<32} {dollars:>10.2f} {share:>5}")
+        top = max(terms, key=lambda t: terms[t])
+        lines.append(f"{path:<12} {'total (dominant: ' + top + ')':<32} {total:>10.2f}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model-dir", type=Path, default=TINY_MODEL_DIR / "int8")
+    parser.add_argument("--memory-mb", type=int, default=1769, help="UploadMemorySize (1769 = 1 vCPU)")
+    parser.add_argument(
+        "--image-ms", type=float, default=None, help="skip the measurement: compute ms per image"
+    )
+    parser.add_argument(
+        "--io-ms", type=float, default=30.0, help="S3 HEAD/GET + DynamoDB put inside the duration"
+    )
+    parser.add_argument("--put-ms", type=float, default=5.0, help="one DynamoDB PutItem round trip (rescore)")
+    args = parser.parse_args(argv)
+    head = Head(parse_weights(EXAMPLE_WEIGHTS.read_bytes()))
+    with_embedding = item_size(serialize(typical_item(head, embedding=True)))
+    without = item_size(serialize(typical_item(head, embedding=False)))
+    inputs = Inputs(
+        memory_mb=args.memory_mb,
+        image_ms=args.image_ms if args.image_ms is not None else measure_image_ms(args.model_dir, head),
+        io_ms=args.io_ms,
+        rescore_ms=measure_rescore_ms(head),
+        put_ms=args.put_ms,
+        item_bytes=with_embedding,
+        item_bytes_without_embedding=without,
+    )
+    print(render(inputs, costs(inputs)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
