@@ -60,7 +60,7 @@ class LocalJobs:
         environments: dict[str, dict[str, str]],
         substitutions: dict[str, str | int | float],
         workers: int = DEFAULT_WORKERS,
-        time_scale: float = 0.0,
+        retry_scale: float = 1.0,
         quiet: bool = True,
     ) -> None:
         self.aws = aws
@@ -68,7 +68,7 @@ class LocalJobs:
         self.environments = environments
         self.substitutions = substitutions
         self.workers = workers
-        self.time_scale = time_scale
+        self.retry_scale = retry_scale
         self.quiet = quiet
         self._cache = tempfile.TemporaryDirectory(prefix="clip-jobs-")
         self._pools: dict[str, ProcessPoolExecutor] = {}
@@ -118,12 +118,12 @@ class LocalJobs:
         name: str | None = None,
     ) -> JobSummary:
         machine = LocalStepFunctions(
-            self.aws.client("s3"), self.functions, time_scale=self.time_scale, on_child_done=on_child_done
+            self.aws.client("s3"), self.functions, retry_scale=self.retry_scale, on_child_done=on_child_done
         )
         return summarize(machine.start(self.definition(logical_id), execution_input, name=name))
 
     def redrive(self, summary: JobSummary) -> JobSummary:
-        machine = LocalStepFunctions(self.aws.client("s3"), self.functions, time_scale=self.time_scale)
+        machine = LocalStepFunctions(self.aws.client("s3"), self.functions, retry_scale=self.retry_scale)
         return summarize(machine.redrive(summary.execution))
 
     def close(self) -> None:

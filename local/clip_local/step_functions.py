@@ -17,9 +17,10 @@ the function's exception type as Lambda reports them), and ``Map`` in ``DISTRIBU
 failed children. JSONPath: ``$``, dotted fields, ``$$.Execution.*`` and ``$$.Map.Item.*``; intrinsics
 ``States.StringToJson``, ``States.ArrayRange``, ``States.MathAdd``, ``States.Format``.
 
-Local differences, on purpose: ``Wait`` states and retry intervals are scaled by ``time_scale`` (default 0:
-a local run has no warm instances holding an old head, and nothing to wait for); each visit is recorded
-with the seconds the definition asked for.
+Local differences, on purpose: ``Wait`` states are scaled by ``wait_scale`` (default 0: a local run has no
+warm instances holding an old head, so nothing to wait for), each visit recorded with the seconds the
+definition asked for. Retry intervals are kept (``retry_scale`` 1): backing off is what lets an overloaded
+dependency recover, locally as in AWS.
 """
 
 from __future__ import annotations
@@ -265,13 +266,15 @@ class LocalStepFunctions:
         s3: S3Client,
         functions: Mapping[str, LocalFunction],
         *,
-        time_scale: float = 0.0,
+        wait_scale: float = 0.0,
+        retry_scale: float = 1.0,
         on_child_done: Callable[[MapRun, ChildRun], None] | None = None,
         seed: int = 0,
     ) -> None:
         self.s3 = s3
         self.functions = dict(functions)
-        self.time_scale = time_scale
+        self.wait_scale = wait_scale
+        self.retry_scale = retry_scale
         self.on_child_done = on_child_done
         self._random = random.Random(seed)  # noqa: S311 - retry jitter, not security
         self._lock = threading.Lock()
@@ -333,7 +336,7 @@ class LocalStepFunctions:
             elif kind == "Wait":
                 seconds = state["Seconds"] if "Seconds" in state else _get(document, state["SecondsPath"])
                 self._record(execution, {"state": name, "wait_seconds": seconds})
-                time.sleep(float(seconds) * self.time_scale)
+                time.sleep(float(seconds) * self.wait_scale)
             elif kind == "Task":
                 result = self._task(state, document, context, execution, name)
                 if "OutputPath" in state:
@@ -418,7 +421,7 @@ class LocalStepFunctions:
                     delay = self._random.uniform(0, delay)
             attempts[index] += 1
             self._record(execution, {"state": name, "retry": error, "delay_seconds": round(delay, 3)})
-            time.sleep(delay * self.time_scale)
+            time.sleep(delay * self.retry_scale)
 
     # --- Map (DISTRIBUTED) ----------------------------------------------------------------------------
 

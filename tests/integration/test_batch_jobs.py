@@ -54,6 +54,7 @@ def test_failed_batches_are_tolerated_up_to_the_limit_and_a_redrive_finishes_the
             return real(payload)
 
         stack.jobs.functions[arn] = flaky
+        stack.jobs.retry_scale = 0.05  # the definition's backoff (2 s, doubling, 4 attempts), shortened
         summary = stack.jobs.run(BACKFILL)
         # One batch of three failed after its retries: over the template's 1 % tolerance.
         assert summary.status == "FAILED" and summary.failed_children == 1

@@ -31,7 +31,7 @@ EXPECTED_ACTIONS = {
         "ReadHeadWeights": {"s3:GetObject"},
     },
     "RescoreResultsFunction": {
-        "ScanAndReplaceResults": {"dynamodb:Scan", "dynamodb:PutItem"},
+        "ScanAndUpdateResults": {"dynamodb:Scan", "dynamodb:UpdateItem"},
         "ReadHeadWeights": {"s3:GetObject"},
         "WriteBackfillLists": {"s3:PutObject", "s3:GetObject"},
         "ListBackfillLists": {"s3:ListBucket"},
@@ -62,6 +62,7 @@ CALL_TO_ACTION = {
     "transact_write_items": "dynamodb:PutItem",
     "batch_get_item": "dynamodb:BatchGetItem",
     "scan": "dynamodb:Scan",
+    "update_item": "dynamodb:UpdateItem",
     "put_object": "s3:PutObject",
     # Paginated: get_paginator("list_objects_v2").
     "list_objects_v2": "s3:ListBucket",
@@ -187,7 +188,7 @@ def test_backfill_and_rescore_resources_are_scoped() -> None:
     # The batch function reads what the upload function reads, no more.
     assert backfill["ReadUploadsUnderPrefix"]["Resource"] == upload["ReadUploadsUnderPrefix"]["Resource"]
     assert backfill["ReadAndWriteResults"]["Resource"] == {"Fn::GetAtt": ["ResultsTable", "Arn"]}
-    assert rescore["ScanAndReplaceResults"]["Resource"] == {"Fn::GetAtt": ["ResultsTable", "Arn"]}
+    assert rescore["ScanAndUpdateResults"]["Resource"] == {"Fn::GetAtt": ["ResultsTable", "Arn"]}
     assert rescore["WriteBackfillLists"]["Resource"] == {"Fn::Sub": "${ReportsBucket.Arn}/rescore/*"}
     assert rescore["ListBackfillLists"]["Condition"] == {"StringLike": {"s3:prefix": "rescore/*"}}
 

@@ -142,7 +142,7 @@ def test_retry_follows_the_first_matching_retrier_until_its_attempts_are_spent()
         return {"ok": len(calls)}
 
     retry = [{"ErrorEquals": ["Transient"], "IntervalSeconds": 2, "MaxAttempts": 2, "BackoffRate": 3}]
-    sfn = LocalStepFunctions(boto3.client("s3", region_name="us-east-1"), {"fn": flaky})
+    sfn = LocalStepFunctions(boto3.client("s3", region_name="us-east-1"), {"fn": flaky}, retry_scale=0)
     run = sfn.start(machine(("T", task(retry))), {"failures": 2, "error": "Transient"})
     assert run.status == "SUCCEEDED" and run.output == {"ok": 3}
     assert [e["delay_seconds"] for e in run.history if "retry" in e] == [2, 6]

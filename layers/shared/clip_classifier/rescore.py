@@ -52,6 +52,9 @@ RescoreStatus = Literal[
 #: The statuses whose items are listed for a backfill.
 LISTED: frozenset[str] = frozenset({"no_embedding", "embedder_changed", "corrupt_embedding"})
 _ERRORS = ErrorFamily(other=ResultsStoreError, transient=TransientResultsStoreError)
+#: What a rescore reads of an item: what it decides on, not the old result (the pages it scans stay small;
+#: DynamoDB bills a scan by the items' full size either way).
+READ_ATTRIBUTES = ("pictureId", "status", "headVersion", "embedderVersion", "embedding", "source", "createdAt")
 
 #: An execution name (the state machine passes ``$$.Execution.Name``): safe in an S3 key.
 RUN_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,80}$"
@@ -194,7 +197,11 @@ class RescoreService:
         start_key = request.start_key
         while True:
             items, start_key = self.store.scan_segment(
-                request.segment, request.total_segments, start_key=start_key, limit=self.page_size
+                request.segment,
+                request.total_segments,
+                start_key=start_key,
+                limit=self.page_size,
+                attributes=READ_ATTRIBUTES,
             )
             for item in items:
                 status = self.rescore(item, head)
@@ -235,5 +242,4 @@ class RescoreService:
             return "corrupt_embedding"
         prediction = head.predict(features)[0]
         result = ResultFields.from_prediction(prediction, head_version=head.version)
-        record = item.model_copy(update={**dict(result), "updated_at": utc_now()})
-        return "rescored" if self.store.put_rescored(record, previous=item) else "superseded"
+        return "rescored" if self.store.update_result(item, result, updated_at=utc_now()) else "superseded"

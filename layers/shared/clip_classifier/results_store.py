@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from .aws import AWS_ERRORS, ErrorFamily, aws_error, error_code
 from .exceptions import PictureConflictError, ResultsStoreError, TransientResultsStoreError
 from .records import ClassificationItem
+from .results import ResultFields
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -38,7 +39,7 @@ BACKFILL_WRITE_CONDITION = (
 )
 #: ... or a refresh of an S3 event's result in place: only while no later event has written.
 BACKFILL_REFRESH_CONDITION = "#seq = :seq AND #status = :classified"
-#: See :meth:`ResultsStore.put_rescored` (which adds: the same object version and ETag).
+#: See :meth:`ResultsStore.update_result` (which adds: the same object version and ETag).
 RESCORE_CONDITION = "#status = :classified AND #head <> :head"
 #: DynamoDB's limit on the keys of one BatchGetItem call.
 MAX_BATCH_GET_KEYS = 100
@@ -190,14 +191,28 @@ class ResultsStore:
             values = {":api": {"S": "api"}, ":modified": {"S": record.source.last_modified}}
         return self._put_if(record, condition, names, values)
 
-    def put_rescored(self, record: ClassificationItem, *, previous: ClassificationItem) -> bool:
-        """Replace ``previous`` (as read by a scan) with ``record``, its result under a new head, only if the
-        stored item is still that classified result of the same object version under another head.
-        ``False`` when it changed meanwhile (a newer upload, a deletion, or already re-scored)."""
-        if record.head_version is None or previous.source.type != "s3":
-            raise ValueError("put_rescored replaces an upload's result with a scored one")
-        names = {"#status": "status", "#head": "headVersion", "#source": "source"}
-        values: dict[str, Any] = {":classified": {"S": "classified"}, ":head": {"S": record.head_version}}
+    def update_result(self, previous: ClassificationItem, result: ResultFields, *, updated_at: str) -> bool:
+        """Set ``result`` (a new head's) on the item ``previous`` was read from, only while the stored item is
+        still that classified result of the same object version under another head. ``False`` when it
+        changed meanwhile (a newer upload, a deletion, or already re-scored). Everything else of the item —
+        the embedding, the source, the S3 sequencer that orders later events — stays as it is."""
+        if previous.source.type != "s3":
+            raise ValueError("update_result re-scores an upload's result")
+        fields = result.model_dump(by_alias=True)
+        names = {"#status": "status", "#head": "headVersion", "#source": "source", "#updated": "updatedAt"}
+        values: dict[str, Any] = {
+            ":classified": {"S": "classified"},
+            ":head": {"S": result.head_version},
+            ":updated": {"S": updated_at},
+        }
+        assignments, removals = ["#updated = :updated"], []
+        for index, (name, value) in enumerate(fields.items()):
+            names[f"#f{index}"] = name
+            if value is None:
+                removals.append(f"#f{index}")  # e.g. no ambiguity guard in the new head
+            else:
+                values[f":f{index}"] = _serializer.serialize(_to_dynamo(value))
+                assignments.append(f"#f{index} = :f{index}")
         condition = [RESCORE_CONDITION]
         for alias, attribute, value in (
             ("#version", "versionId", previous.source.version_id),
@@ -209,7 +224,21 @@ class ResultsStore:
             else:
                 values[f":{attribute}"] = {"S": value}
                 condition.append(f"#source.{alias} = :{attribute}")
-        return self._put_if(record, " AND ".join(condition), names, values)
+        update = "SET " + ", ".join(assignments) + (" REMOVE " + ", ".join(removals) if removals else "")
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pictureId": {"S": previous.picture_id}},
+                UpdateExpression=update,
+                ConditionExpression=" AND ".join(condition),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except AWS_ERRORS as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise self._error(exc, "write") from exc
+        return True
 
     def get_many(self, picture_ids: Sequence[str]) -> dict[str, ClassificationItem]:
         """The stored items of ``picture_ids`` (strongly consistent), by ``pictureId``; absent ids are left out."""
@@ -237,15 +266,25 @@ class ResultsStore:
         return found
 
     def scan_segment(
-        self, segment: int, total_segments: int, *, start_key: dict[str, Any] | None, limit: int = 500
+        self,
+        segment: int,
+        total_segments: int,
+        *,
+        start_key: dict[str, Any] | None,
+        limit: int = 500,
+        attributes: Sequence[str] = (),
     ) -> tuple[list[ClassificationItem], dict[str, Any] | None]:
-        """One page of a parallel scan: the items and the key to continue from (``None`` at the end)."""
+        """One page of a parallel scan: the items (only ``attributes``, when named) and the key to continue
+        from (``None`` at the end)."""
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "Segment": segment,
             "TotalSegments": total_segments,
             "Limit": limit,
         }
+        if attributes:
+            kwargs["ProjectionExpression"] = ", ".join(f"#p{i}" for i in range(len(attributes)))
+            kwargs["ExpressionAttributeNames"] = {f"#p{i}": name for i, name in enumerate(attributes)}
         if start_key:
             kwargs["ExclusiveStartKey"] = start_key
         try:
