@@ -293,3 +293,26 @@ def test_the_committed_event_file_and_bad_batches(s3_bucket: Any, backfill: Back
     ):
         with pytest.raises(InvalidBatchError, match="not a backfill batch"):
             handler(bad, LambdaContext())
+
+
+def test_the_batch_functions_logs_hold_no_embedding_or_image_bytes(
+    s3_bucket: Any, backfill: BackfillFunction, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import base64
+
+    module = load_function("backfill_batch")
+    module.logger.setLevel("DEBUG")
+    try:
+        s3_bucket.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=JPEG)
+        capfd.readouterr()
+        event = json.loads(batch("uploads/a.jpg").model_dump_json(by_alias=True))
+        assert module.create_handler(backfill)(event, LambdaContext())["counts"] == {"classified": 1}
+        out = "".join(capfd.readouterr())
+    finally:
+        module.logger.setLevel("INFO")
+    assert "batch processed" in out  # the logs were captured
+    stored = item(backfill, "uploads/a.jpg")
+    assert stored is not None and stored.embedding is not None
+    for encoded in (base64.b64encode(stored.embedding[:24]).decode(), stored.embedding[:24].hex()):
+        assert encoded not in out
+    assert base64.b64encode(JPEG[400:430]).decode()[:24] not in out and JPEG[400:430].hex()[:24] not in out

@@ -265,3 +265,25 @@ def test_bad_requests_and_a_head_for_another_embedder(
         ConfigurationError, match="the head expects 512 values but the deployed embedder outputs 768"
     ):
         other.service.run(request())
+
+
+def test_the_rescore_logs_hold_no_embedding(rescore: RescoreFunction, capfd: pytest.CaptureFixture[str]) -> None:
+    import base64
+
+    item = uploaded(11)
+    assert item.embedding is not None
+    rescore.service.store.put_if_newer(item)
+    module = load_function("rescore_results")
+    module.logger.setLevel("DEBUG")
+    try:
+        capfd.readouterr()
+        module.create_handler(rescore)(json.loads(request().model_dump_json(by_alias=True)), LambdaContext())
+        out = "".join(capfd.readouterr())
+    finally:
+        module.logger.setLevel("INFO")
+    assert "segment page(s) scored" in out
+    for encoded in (base64.b64encode(item.embedding[:24]).decode(), item.embedding[:24].hex()):
+        assert encoded not in out
+    unit, _ = embedding_codec.decode(item.embedding, 512)
+    for value in unit[:16]:
+        assert f"{value:.5f}" not in out
