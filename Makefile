@@ -1,6 +1,6 @@
 # Two commands for a newcomer (see README.md):
 #   make local   install, then run the whole product locally (moto on 127.0.0.1, no AWS account)
-#   make test    install, then run the test suite
+#   make test    install, then run the test suite (Python, and the browser client's own tests in web/)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -18,7 +18,7 @@ LOCK := $(VENV)/bin/uv pip compile pyproject.toml --python-version 3.12 \
 LAMBDA_WHEELS := --only-binary=:all: --implementation cp --python-version 3.12 \
 	--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64
 
-.PHONY: install local model test test-export lint lock lambda-wheels bench clean
+.PHONY: install web local model test test-export lint lock lambda-wheels bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,17 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# The browser client's packages (onnxruntime-web; playwright-core and TypeScript for its tests), from its lock.
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+web: web/node_modules/.installed
+
+# The browser demo needs Node.js only to install onnxruntime-web once; without npm the API still runs.
 local: install
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory web; \
+	else echo "note: no npm: the browser demo needs onnxruntime-web (install Node.js, then make web)"; fi
 	$(PY) -m clip_local $(ARGS)
 
 # openai/clip-vit-base-patch32 → $(MODEL_OUT)/{fp32,int8}: needs the Hugging Face hub once, and torch.
@@ -35,8 +45,9 @@ model: install
 	$(PIP) install -q --disable-pip-version-check -e '.[dev,export]'
 	$(PY) weights/export_clip_onnx.py --model-id $(MODEL_ID) --out $(MODEL_OUT) --text
 
-test: install
+test: install web
 	$(PY) -m pytest -m "not export" -q
+	cd web && npm test --silent
 
 # Needs the 'export' extra (torch 2.13.0 CPU); run by .ci/run.
 test-export: install
@@ -53,6 +64,7 @@ lint: install
 	$(VENV)/bin/mypy functions/rescore_results/app.py
 	$(VENV)/bin/mypy weights/export_mlp_weights.py weights/export_clip_onnx.py weights/zero_shot_head.py weights/train_head.py weights/clip_export bench/
 	$(VENV)/bin/cfn-lint template.yaml
+	cd web && npm run --silent typecheck
 
 # The SDK and what it brings, which the managed python3.12 runtime provides to zip functions: the layer
 # must not shadow them with other versions.
@@ -73,4 +85,4 @@ lambda-wheels: install
 		PIP=$(PIP)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .lambda-wheels
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .lambda-wheels web/node_modules

@@ -28,7 +28,7 @@ from clip_classifier.records import ClassificationItem
 
 from .heads import reseeded_head
 from .jobs import BACKFILL, RESCORE, JobSummary
-from .paths import EXAMPLE_WEIGHTS, REPO_ROOT, default_model_dir
+from .paths import EXAMPLE_WEIGHTS, REPO_ROOT, WEB_DIR, default_model_dir
 from .stack import LocalStack, local_stack
 from .step_functions import ChildRun, MapRun
 
@@ -69,6 +69,11 @@ def render(results: list[tuple[str, ClassificationItem | None]]) -> str:
             detail = f"{record.error.code}: {record.error.message}" if record.error else ""
             lines.append(f"{name:<28} {record.status:<11} {'':<14} {'':>7}  {detail[:60]}")
     return "\n".join(lines)
+
+
+def web_ready() -> bool:
+    """onnxruntime-web is installed in web/ (make local runs npm ci there)."""
+    return (WEB_DIR / "node_modules" / "onnxruntime-web" / "dist").is_dir()
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -224,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
             print(render(classify_folder(stack, folder)))
             print(f"dead-lettered events: {stack.invoker.dead_lettered}")
         print(f"\nAPI on {url}/api   (x-api-key: {stack.api_key})")
+        print(
+            f"browser demo: {url}/#key={stack.api_key}"
+            + ("" if web_ready() else "   (run 'make local' to install it)")
+        )
         print(f"  curl -s -H 'x-api-key: {stack.api_key}' {url}/api/v1/model")
         print(f"  curl -s -H 'x-api-key: {stack.api_key}' {url}/api/v1/classifications/landscape_rgb.jpg")
         print(

@@ -14,8 +14,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -91,13 +92,62 @@ def build_event(
     }
 
 
-class LocalApi:
-    """A threaded HTTP server on 127.0.0.1 in front of one Lambda handler."""
+#: Static files the local server may send, by suffix.
+STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".wasm": "application/wasm",
+    ".onnx": "application/octet-stream",
+}
+#: Cross-origin isolation, so onnxruntime-web may use threads (SharedArrayBuffer).
+ISOLATION_HEADERS = {
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+}
 
-    def __init__(self, handler: Handler, routes: list[Route], *, api_key: str | None, port: int = 0) -> None:
+
+@dataclass(frozen=True)
+class StaticMount:
+    """Files under ``directory`` served at ``prefix`` (``/`` alone serves ``index``)."""
+
+    prefix: str
+    directory: Path
+    index: str | None = None
+
+    def resolve(self, path: str) -> Path | None:
+        if path == "/" and self.index:
+            return self.directory / self.index
+        if not path.startswith(self.prefix) or path == self.prefix:
+            return None
+        target = (self.directory / unquote(path[len(self.prefix) :])).resolve()
+        root = self.directory.resolve()
+        # Never outside the mount (../), and only the kinds of files a page needs.
+        if root not in target.parents or target.suffix not in STATIC_TYPES or not target.is_file():
+            return None
+        return target
+
+
+class LocalApi:
+    """A threaded HTTP server on 127.0.0.1 in front of one Lambda handler (and, for the browser demo, a few
+    static folders: the page, onnxruntime-web and the model it runs)."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        routes: list[Route],
+        *,
+        api_key: str | None,
+        port: int = 0,
+        static: list[StaticMount] | None = None,
+    ) -> None:
         self.handler = handler
         self.routes = routes
         self.api_key = api_key
+        self.static = static or []
         api = self
 
         class _Request(BaseHTTPRequestHandler):
@@ -132,6 +182,16 @@ class LocalApi:
         parts = urlsplit(request.path)
         raw_path = parts.path[len("/api") :] if parts.path.startswith("/api/") else parts.path
         route = next((r for r in self.routes if r.method == method and r.pattern.match(raw_path)), None)
+        if route is None and method in ("GET", "HEAD") and not parts.path.startswith("/api/"):
+            target = next((t for m in self.static if (t := m.resolve(parts.path)) is not None), None)
+            if target is not None:
+                headers = {
+                    "Content-Type": STATIC_TYPES[target.suffix],
+                    "Cache-Control": "no-cache",
+                    **ISOLATION_HEADERS,
+                }
+                self._reply(request, 200, headers, b"" if method == "HEAD" else target.read_bytes())
+                return
         if route is None:
             self._reply(
                 request,

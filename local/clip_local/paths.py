@@ -11,6 +11,8 @@ OPENAPI_DOCUMENT = REPO_ROOT / "infra" / "openapi.json"
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 EXAMPLE_WEIGHTS = REPO_ROOT / "weights" / "example" / "example_head.json"
 TINY_MODEL_DIR = REPO_ROOT / "weights" / "models" / "tiny"
+#: The browser client (its page, module and, once ``npm ci`` ran there, onnxruntime-web).
+WEB_DIR = REPO_ROOT / "web"
 #: Where ``make model`` exports openai/clip-vit-base-patch32 (and where ``sam build`` takes the model from).
 VIT_B_32_DIR = REPO_ROOT / "weights" / "models" / "vit-b-32"
 

@@ -30,12 +30,12 @@ from clip_classifier.results_store import ResultsStore
 from clip_classifier.settings import ScoreSettings, UploadSettings, load_settings
 from clip_classifier.wiring import ScoreFunction, UploadFunction, build_score_function, build_upload_function
 
-from .apigw import LocalApi
+from .apigw import LocalApi, StaticMount
 from .handlers import load_function
 from .jobs import LocalJobs
 from .lambda_async import AsyncInvoker, Handler
 from .moto_server import LocalAws, moto_server
-from .paths import EXAMPLE_WEIGHTS, default_model_dir
+from .paths import EXAMPLE_WEIGHTS, WEB_DIR, default_model_dir
 from .template import (
     api_routes,
     create_bucket,
@@ -152,6 +152,17 @@ def silenced(handler: Handler) -> Handler:
     return run
 
 
+def web_mounts(model_dir: Path) -> list[StaticMount]:
+    """The browser demo on the API's origin: the page at /, its module, onnxruntime-web and the model."""
+    return [
+        StaticMount("/", WEB_DIR / "demo", index="index.html"),
+        StaticMount("/demo/", WEB_DIR / "demo"),
+        StaticMount("/src/", WEB_DIR / "src"),
+        StaticMount("/ort/", WEB_DIR / "node_modules" / "onnxruntime-web" / "dist"),
+        StaticMount("/model/", model_dir),
+    ]
+
+
 @contextmanager
 def local_stack(
     *,
@@ -247,6 +258,7 @@ def local_stack(
             api_routes(template, "ScoreFeaturesFunction"),
             api_key=api_key,
             port=api_port,
+            static=web_mounts(model_dir),
         ).start()
         invoker = AsyncInvoker(
             upload,

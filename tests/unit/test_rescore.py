@@ -267,7 +267,9 @@ def test_bad_requests_and_a_head_for_another_embedder(
         other.service.run(request())
 
 
-def test_the_rescore_logs_hold_no_embedding(rescore: RescoreFunction, capfd: pytest.CaptureFixture[str]) -> None:
+def test_the_rescore_logs_hold_no_embedding(
+    rescore: RescoreFunction, capfd: pytest.CaptureFixture[str]
+) -> None:
     import base64
 
     item = uploaded(11)

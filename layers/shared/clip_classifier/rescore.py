@@ -54,7 +54,15 @@ LISTED: frozenset[str] = frozenset({"no_embedding", "embedder_changed", "corrupt
 _ERRORS = ErrorFamily(other=ResultsStoreError, transient=TransientResultsStoreError)
 #: What a rescore reads of an item: what it decides on, not the old result (the pages it scans stay small;
 #: DynamoDB bills a scan by the items' full size either way).
-READ_ATTRIBUTES = ("pictureId", "status", "headVersion", "embedderVersion", "embedding", "source", "createdAt")
+READ_ATTRIBUTES = (
+    "pictureId",
+    "status",
+    "headVersion",
+    "embedderVersion",
+    "embedding",
+    "source",
+    "createdAt",
+)
 
 #: An execution name (the state machine passes ``$$.Execution.Name``): safe in an S3 key.
 RUN_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,80}$"
@@ -176,7 +184,7 @@ class RescoreService:
         *,
         embedder_version: str,
         embedder_dim: int,
-        page_size: int = 500,
+        page_size: int = 100,
     ) -> None:
         self.store = store
         self.weights = weights

@@ -1,0 +1,175 @@
+// @ts-check
+/**
+ * The demo page: drop or pick images; each is embedded in the page, scored through POST /v1/scores
+ * (stored as "browser-<file name>") and read back with GET /v1/classifications/{id}.
+ *
+ * Settings come from the URL: ?api=<base URL, default this origin's /api>&model=<folder, default /model>,
+ * and the API key from the fragment (#key=..., never sent to a server) or the key field.
+ * For tests, window.clipDemo holds every result; with ?debug=1 also each image's cropped 8-bit RGB.
+ */
+
+import { ApiError, ClassifierApi } from "../src/api.js";
+import { Embedder, ModelLoadError, UnsupportedImageError } from "../src/embedder.js";
+
+const params = new URLSearchParams(location.search);
+const fragment = new URLSearchParams(location.hash.slice(1));
+const modelFolder = (params.get("model") ?? "/model").replace(/\/+$/, "");
+const debug = params.get("debug") === "1";
+
+/** @type {HTMLInputElement} */ const apiUrl = /** @type {any} */ (document.getElementById("api-url"));
+/** @type {HTMLInputElement} */ const apiKey = /** @type {any} */ (document.getElementById("api-key"));
+const status = /** @type {HTMLElement} */ (document.getElementById("model-status"));
+const results = /** @type {HTMLElement} */ (document.getElementById("results"));
+const drop = /** @type {HTMLElement} */ (document.getElementById("drop"));
+/** @type {HTMLInputElement} */ const picker = /** @type {any} */ (document.getElementById("files"));
+
+apiUrl.value = params.get("api") ?? `${location.origin}/api`;
+apiKey.value = fragment.get("key") ?? localStorage.getItem("clip-api-key") ?? "";
+apiKey.addEventListener("change", () => localStorage.setItem("clip-api-key", apiKey.value));
+
+/** What the page did, for people (the cards) and for tests (this object). */
+const state = {
+  ready: false,
+  /** @type {string | null} */ modelError: null,
+  /** @type {Record<string, unknown>} */ model: {},
+  /** @type {Record<string, any>[]} */ results: [],
+  pending: 0,
+};
+Object.assign(window, { clipDemo: state });
+
+const threads = globalThis.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+const loadStart = performance.now();
+/** @type {Promise<Embedder>} */
+const embedderReady = Embedder.load({
+  modelUrl: `${modelFolder}/model.onnx`,
+  manifestUrl: `${modelFolder}/manifest.json`,
+  wasmPaths: "/ort/",
+  threads,
+});
+embedderReady.then(
+  (embedder) => {
+    const m = embedder.manifest;
+    state.model = {
+      modelId: m.model_id,
+      sha256: m.model_sha256,
+      bytes: embedder.modelBytes,
+      quantization: m.quantization,
+      threads,
+      loadMs: performance.now() - loadStart,
+    };
+    state.ready = true;
+    status.textContent =
+      `${m.model_id} (${m.quantization}, ${(embedder.modelBytes / 1e6).toFixed(1)} MB, sha256 ${m.model_sha256.slice(0, 8)}…)` +
+      ` ready in ${((performance.now() - loadStart) / 1000).toFixed(1)} s` +
+      (m.random_init ? " — a randomly initialised model: its labels mean nothing" : "");
+  },
+  (error) => {
+    state.modelError = String(error.message ?? error);
+    status.textContent = error instanceof ModelLoadError ? error.message : `the model did not load: ${error}`;
+    status.classList.add("error");
+  },
+);
+
+/** @param {string} name */
+function pictureIdFor(name) {
+  return `browser-${name.replace(/[^A-Za-z0-9._~:@!$&'()*+,;=-]/g, "_")}`.slice(0, 200);
+}
+
+/** @param {string} tag @param {string} [className] @param {string} [text] */
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** @param {HTMLElement} card @param {any} result */
+function showScores(card, result) {
+  card.append(element("div", "top", `${result.topLabel} — ${(result.topProbability * 100).toFixed(1)} %`));
+  if (result.ambiguous === true) {
+    card.append(element("div", "ambiguous", "ambiguous: below the head's guard; see the top 3 rather than act on the top label"));
+  }
+  for (const label of result.classes) {
+    const p = result.probabilities[label];
+    const bar = element("div", label === result.topLabel ? "bar best" : "bar");
+    const track = element("div", "track");
+    const fill = element("div", "fill");
+    fill.style.width = `${Math.max(0, Math.min(1, p / Math.max(result.topProbability, 1e-9))) * 100}%`;
+    track.append(fill);
+    bar.append(element("span", "label", label), track, element("span", "value", p.toFixed(4)));
+    card.append(bar);
+  }
+}
+
+/** @param {File} file */
+async function classify(file) {
+  const card = element("article", "card");
+  card.dataset.file = file.name;
+  const head = element("header");
+  const thumb = /** @type {HTMLImageElement} */ (element("img"));
+  thumb.alt = "";
+  thumb.src = URL.createObjectURL(file);
+  thumb.onerror = () => thumb.remove();
+  head.append(thumb, element("h2", undefined, file.name));
+  card.append(head);
+  results.prepend(card);
+  /** @type {Record<string, any>} */
+  const record = { name: file.name, status: "pending" };
+  state.results.push(record);
+  state.pending += 1;
+  try {
+    const embedder = await embedderReady;
+    const embedded = await embedder.embed(file);
+    record.ms = embedded.ms;
+    record.embedding = Array.from(embedded.embedding);
+    if (debug) record.crop = Array.from(embedded.crop.data);
+    card.append(
+      element(
+        "div",
+        "timing",
+        `${embedded.width}×${embedded.height}: decode ${embedded.ms.decode.toFixed(0)} ms, ` +
+          `preprocess ${embedded.ms.preprocess.toFixed(0)} ms, embed ${embedded.ms.embed.toFixed(0)} ms`,
+      ),
+    );
+    const api = new ClassifierApi({ baseUrl: apiUrl.value, apiKey: apiKey.value });
+    const pictureId = pictureIdFor(file.name);
+    const scored = await api.score(embedded.embedding, { pictureId });
+    record.result = scored;
+    showScores(card, scored);
+    const stored = await api.classification(pictureId);
+    record.stored = stored;
+    card.append(
+      element("div", "stored", `stored as ${stored.pictureId} (${stored.status}, head ${String(stored.headVersion).slice(0, 8)}…, ${stored.updatedAt})`),
+    );
+    record.status = "classified";
+  } catch (error) {
+    const message =
+      error instanceof UnsupportedImageError || error instanceof ApiError || error instanceof ModelLoadError
+        ? error.message
+        : `unexpected error: ${error}`;
+    record.status = "error";
+    record.error = message;
+    record.errorKind = error instanceof Error ? error.name : "Error";
+    if (error instanceof ApiError) record.httpStatus = error.status;
+    card.append(element("div", "error", message));
+  } finally {
+    state.pending -= 1;
+  }
+}
+
+/** @param {FileList | File[]} files */
+async function classifyAll(files) {
+  for (const file of Array.from(files)) await classify(file);
+}
+
+picker.addEventListener("change", () => picker.files && classifyAll(picker.files));
+drop.addEventListener("dragover", (event) => {
+  event.preventDefault();
+  drop.classList.add("over");
+});
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (event) => {
+  event.preventDefault();
+  drop.classList.remove("over");
+  if (event.dataTransfer?.files) classifyAll(event.dataTransfer.files);
+});

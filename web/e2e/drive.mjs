@@ -1,0 +1,62 @@
+// @ts-check
+/**
+ * Drives the demo page in headless Chromium (playwright-core + Debian's /usr/bin/chromium: no browser
+ * download), for tests/integration/test_browser.py and bench/bench_browser.py.
+ *
+ *   node web/e2e/drive.mjs plan.json out.json
+ *
+ * plan.json: {"scenarios": [{"name", "url", "files": [paths], "screenshot"?: path}, ...]}. Each scenario
+ * opens the page, waits for the model, adds the files through the file picker, waits until every file is
+ * done, and records window.clipDemo (results, model, timings) and what each card shows.
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+
+import { chromium } from "playwright-core";
+
+const [planPath, outPath] = process.argv.slice(2);
+const plan = JSON.parse(readFileSync(planPath, "utf8"));
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  // A closed network: no background connections, no component updates, no first-run work.
+  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"],
+});
+const out = [];
+try {
+  for (const scenario of plan.scenarios) {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    /** @type {string[]} */
+    const console_ = [];
+    page.on("console", (message) => console_.push(`${message.type()}: ${message.text()}`));
+    page.on("pageerror", (error) => console_.push(`pageerror: ${error.message}`));
+    const opened = Date.now();
+    await page.goto(scenario.url);
+    await page.waitForFunction(() => {
+      const demo = /** @type {any} */ (window).clipDemo;
+      return demo && (demo.ready || demo.modelError);
+    }, null, { timeout: 180_000 });
+    const modelMs = Date.now() - opened;
+    if (scenario.files.length) {
+      await page.setInputFiles("#files", scenario.files);
+      await page.waitForFunction(
+        (count) => {
+          const demo = /** @type {any} */ (window).clipDemo;
+          return demo.results.length === count && demo.pending === 0;
+        },
+        scenario.files.length,
+        { timeout: 600_000 },
+      );
+    }
+    const firstResultMs = Date.now() - opened;
+    const demo = await page.evaluate(() => /** @type {any} */ (window).clipDemo);
+    const cards = await page.$$eval(".card", (nodes) =>
+      nodes.map((node) => ({ file: /** @type {HTMLElement} */ (node).dataset.file, text: node.textContent })),
+    );
+    const status = await page.textContent("#model-status");
+    if (scenario.screenshot) await page.screenshot({ path: scenario.screenshot, fullPage: false });
+    out.push({ name: scenario.name, modelMs, firstResultMs, demo, cards, status, console: console_ });
+    await page.close();
+  }
+} finally {
+  await browser.close();
+}
+writeFileSync(outPath, JSON.stringify(out));
