@@ -165,3 +165,12 @@ def test_a_page_on_another_origin_works_where_cors_allows_it(
     ok, refused = runs
     assert ok["demo"]["results"][0]["status"] == "classified", ok["demo"]["results"][0].get("error")
     assert "cannot be reached (network, or an origin it does not allow)" in refused["cards"][0]["text"]
+
+
+def test_the_browser_benchmark_measures_the_tiny_model() -> None:
+    from bench.bench_browser import measure, render
+
+    row = measure(TINY_MODEL_DIR / "int8", passes=1)
+    assert row["model_bytes"] == (TINY_MODEL_DIR / "int8" / "model.onnx").stat().st_size
+    assert 0 < row["ready_ms"] <= row["first_embedding_ms"] and row["embed_ms"] > 0 and row["native_embed_ms"] > 0
+    assert "| tiny |" in render([row])

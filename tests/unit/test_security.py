@@ -14,6 +14,8 @@ TEMPLATE = load_template()
 RESOURCES = TEMPLATE["Resources"]
 PACKAGE = REPO_ROOT / "layers" / "shared" / "clip_classifier"
 
+#: What a Distributed Map's ResultWriter needs on its prefix (multipart uploads for large results).
+RESULT_WRITER = {"s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"}
 EXPECTED_ACTIONS = {
     "ScoreFeaturesFunction": {
         "ResultsReadWrite": {"dynamodb:GetItem", "dynamodb:PutItem"},
@@ -40,13 +42,13 @@ EXPECTED_ACTIONS = {
         "InvokeBatchFunction": {"lambda:InvokeFunction"},
         "ListUploadsUnderPrefix": {"s3:ListBucket"},
         "ReadManifests": {"s3:GetObject"},
-        "WriteRunResults": {"s3:PutObject"},
+        "WriteRunResults": RESULT_WRITER,
         "RunMapChildren": {"states:StartExecution"},
         "ManageMapRuns": {"states:DescribeExecution", "states:StopExecution", "states:RedriveExecution"},
     },
     "RescoreStateMachine": {
         "InvokeRescoreFunction": {"lambda:InvokeFunction"},
-        "WriteRunResults": {"s3:PutObject"},
+        "WriteRunResults": RESULT_WRITER,
         "RunMapChildren": {"states:StartExecution"},
         "ManageMapRuns": {"states:DescribeExecution", "states:StopExecution", "states:RedriveExecution"},
     },

@@ -34,6 +34,8 @@ const state = {
   /** @type {Record<string, unknown>} */ model: {},
   /** @type {Record<string, any>[]} */ results: [],
   pending: 0,
+  /** Milliseconds from navigation start to the first embedding (model download and load included). */
+  /** @type {number | null} */ firstEmbeddingMs: null,
 };
 Object.assign(window, { clipDemo: state });
 
@@ -121,6 +123,7 @@ async function classify(file) {
     const embedder = await embedderReady;
     const embedded = await embedder.embed(file);
     record.ms = embedded.ms;
+    state.firstEmbeddingMs ??= performance.now();
     record.embedding = Array.from(embedded.embedding);
     if (debug) record.crop = Array.from(embedded.crop.data);
     card.append(
