@@ -48,18 +48,32 @@ def native_embed_ms(model_dir: Path) -> float:
 
 
 def measure(model_dir: Path, passes: int = 3) -> dict[str, Any]:
-    with local_stack(model_dir=model_dir, quiet=True, api_key="bench-key") as stack, tempfile.TemporaryDirectory() as tmp:
+    with (
+        local_stack(model_dir=model_dir, quiet=True, api_key="bench-key") as stack,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         files = [str(p) for p in DECODABLE] * passes
         plan = Path(tmp) / "plan.json"
         out = Path(tmp) / "out.json"
-        plan.write_text(json.dumps({"scenarios": [{"name": "bench", "url": f"{stack.api.url}/#key=bench-key", "files": files}]}))
-        subprocess.run(["node", str(WEB_DIR / "e2e" / "drive.mjs"), str(plan), str(out)], check=True, cwd=WEB_DIR, timeout=1800)
+        plan.write_text(
+            json.dumps(
+                {"scenarios": [{"name": "bench", "url": f"{stack.api.url}/#key=bench-key", "files": files}]}
+            )
+        )
+        subprocess.run(
+            ["node", str(WEB_DIR / "e2e" / "drive.mjs"), str(plan), str(out)],
+            check=True,
+            cwd=WEB_DIR,
+            timeout=1800,
+        )
         (run,) = json.loads(out.read_text())
     demo = run["demo"]
     if not demo["ready"]:
         raise RuntimeError(f"the model did not load: {run['status']}")
     # The first pass warms the page up (JIT, WASM); the later passes are the steady state.
-    steady = [r["ms"] for r in demo["results"][len(DECODABLE) if passes > 1 else 0 :] if r["status"] == "classified"]
+    steady = [
+        r["ms"] for r in demo["results"][len(DECODABLE) if passes > 1 else 0 :] if r["status"] == "classified"
+    ]
     wasm = ORT_DIST / "ort-wasm-simd-threaded.wasm"
     script = ORT_DIST / "ort.wasm.min.mjs"
     return {
@@ -92,7 +106,9 @@ def render(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tiny-only", action="store_true", help="skip the ViT-B/32 (which needs torch once)")
     args = parser.parse_args(argv)
     models = [TINY_MODEL_DIR / "int8"]

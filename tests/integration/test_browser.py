@@ -62,7 +62,12 @@ def drive(scenarios: list[dict[str, Any]], tmp_path: Path) -> list[dict[str, Any
     plan, out = tmp_path / "plan.json", tmp_path / "out.json"
     plan.write_text(json.dumps({"scenarios": scenarios}))
     result = subprocess.run(
-        ["node", str(DRIVER), str(plan), str(out)], capture_output=True, text=True, timeout=900, cwd=WEB_DIR, check=False
+        ["node", str(DRIVER), str(plan), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=WEB_DIR,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     runs: list[dict[str, Any]] = json.loads(out.read_text())
@@ -78,7 +83,9 @@ def page_origin() -> int:
 def stack(page_origin: int) -> Iterator[LocalStack]:
     """The local stack with every fixture classified by the upload path, CORS allowing one other origin."""
     env = {"CORS_ALLOW_ORIGINS": f"http://127.0.0.1:{page_origin}"}
-    with local_stack(model_dir=TINY_MODEL_DIR / "int8", quiet=True, api_key="e2e-key", extra_env=env) as running:
+    with local_stack(
+        model_dir=TINY_MODEL_DIR / "int8", quiet=True, api_key="e2e-key", extra_env=env
+    ) as running:
         for path in FILES:
             assert running.upload_file(path.name, path.read_bytes())
         yield running
@@ -103,8 +110,17 @@ def test_the_page_classifies_like_the_server_and_says_clearly_what_it_cannot(
     url = stack.api.url
     runs = drive(
         [
-            {"name": "all", "url": f"{url}/?debug=1#key=e2e-key", "files": [str(p) for p in FILES], "screenshot": str(tmp_path / "demo.png")},
-            {"name": "wrong key", "url": f"{url}/#key=not-the-key", "files": [str(FIXTURES / "small_rgb.png")]},
+            {
+                "name": "all",
+                "url": f"{url}/?debug=1#key=e2e-key",
+                "files": [str(p) for p in FILES],
+                "screenshot": str(tmp_path / "demo.png"),
+            },
+            {
+                "name": "wrong key",
+                "url": f"{url}/#key=not-the-key",
+                "files": [str(FIXTURES / "small_rgb.png")],
+            },
         ],
         tmp_path,
     )
@@ -127,7 +143,9 @@ def test_the_page_classifies_like_the_server_and_says_clearly_what_it_cannot(
         assert gap <= 1e-3, (path.name, gap)
         assert result["result"]["topLabel"] == server.top_label, path.name
         assert result["stored"]["pictureId"] == f"browser-{path.name}"
-        similarity = cosine(np.asarray(result["embedding"]), embedding_codec.head_input(server.embedding, 512)[0])
+        similarity = cosine(
+            np.asarray(result["embedding"]), embedding_codec.head_input(server.embedding, 512)[0]
+        )
         assert similarity >= 0.999, (path.name, similarity)
         crop = np.asarray(result["crop"], dtype=np.int16).reshape(224, 224, 3)
         diff = np.abs(crop - python_crop(path).astype(np.int16))
@@ -148,14 +166,26 @@ def test_the_page_classifies_like_the_server_and_says_clearly_what_it_cannot(
 def test_a_page_on_another_origin_works_where_cors_allows_it(
     stack: LocalStack, page_origin: int, tmp_path: Path
 ) -> None:
-    allowed = LocalApi(lambda e, c: {}, [], api_key=None, port=page_origin, static=web_mounts(stack.model_dir)).start()
-    other = LocalApi(lambda e, c: {}, [], api_key=None, port=free_port(), static=web_mounts(stack.model_dir)).start()
+    allowed = LocalApi(
+        lambda e, c: {}, [], api_key=None, port=page_origin, static=web_mounts(stack.model_dir)
+    ).start()
+    other = LocalApi(
+        lambda e, c: {}, [], api_key=None, port=free_port(), static=web_mounts(stack.model_dir)
+    ).start()
     try:
         api = f"{stack.api.url}/api"
         runs = drive(
             [
-                {"name": "allowed", "url": f"{allowed.url}/?api={api}#key=e2e-key", "files": [str(FIXTURES / "photo.webp")]},
-                {"name": "refused", "url": f"{other.url}/?api={api}#key=e2e-key", "files": [str(FIXTURES / "photo.webp")]},
+                {
+                    "name": "allowed",
+                    "url": f"{allowed.url}/?api={api}#key=e2e-key",
+                    "files": [str(FIXTURES / "photo.webp")],
+                },
+                {
+                    "name": "refused",
+                    "url": f"{other.url}/?api={api}#key=e2e-key",
+                    "files": [str(FIXTURES / "photo.webp")],
+                },
             ],
             tmp_path,
         )
@@ -172,5 +202,9 @@ def test_the_browser_benchmark_measures_the_tiny_model() -> None:
 
     row = measure(TINY_MODEL_DIR / "int8", passes=1)
     assert row["model_bytes"] == (TINY_MODEL_DIR / "int8" / "model.onnx").stat().st_size
-    assert 0 < row["ready_ms"] <= row["first_embedding_ms"] and row["embed_ms"] > 0 and row["native_embed_ms"] > 0
+    assert (
+        0 < row["ready_ms"] <= row["first_embedding_ms"]
+        and row["embed_ms"] > 0
+        and row["native_embed_ms"] > 0
+    )
     assert "| tiny |" in render([row])

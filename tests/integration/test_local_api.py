@@ -98,19 +98,31 @@ def fetch(stack: LocalStack, path: str) -> tuple[int, dict[str, str], bytes]:
 
 def test_the_browser_demo_is_served_on_the_apis_origin_and_nothing_else(stack: LocalStack) -> None:
     status, headers, body = fetch(stack, "/")
-    assert status == 200 and b"<title>CLIP classifier" in body and headers["Content-Type"].startswith("text/html")
+    assert (
+        status == 200
+        and b"<title>CLIP classifier" in body
+        and headers["Content-Type"].startswith("text/html")
+    )
     # Cross-origin isolated, so onnxruntime-web may use threads.
     assert headers["Cross-Origin-Opener-Policy"] == "same-origin"
     assert headers["Cross-Origin-Embedder-Policy"] == "require-corp"
     status, headers, body = fetch(stack, "/model/manifest.json")
-    assert status == 200 and json.loads(body)["model_sha256"] == json.loads(
-        (stack.model_dir / "manifest.json").read_text()
-    )["model_sha256"]
+    assert (
+        status == 200
+        and json.loads(body)["model_sha256"]
+        == json.loads((stack.model_dir / "manifest.json").read_text())["model_sha256"]
+    )
     status, headers, body = fetch(stack, "/model/model.onnx")
     assert status == 200 and body == (stack.model_dir / "model.onnx").read_bytes()
     status, headers, _ = fetch(stack, "/src/preprocess.js")
     assert status == 200 and headers["Content-Type"].startswith("text/javascript")
     # Nothing outside the mounts, nothing but page files, and the API's answer for the rest.
-    for path in ("/src/../../template.yaml", "/src/%2e%2e/%2e%2e/pyproject.toml", "/model/../../../../etc/passwd", "/demo/", "/README.md"):
+    for path in (
+        "/src/../../template.yaml",
+        "/src/%2e%2e/%2e%2e/pyproject.toml",
+        "/model/../../../../etc/passwd",
+        "/demo/",
+        "/README.md",
+    ):
         status, _, body = fetch(stack, path)
         assert status == 403 and b"Missing Authentication Token" in body, path
