@@ -268,7 +268,7 @@ def test_bad_requests_and_a_head_for_another_embedder(
 
 
 def test_the_rescore_logs_hold_no_embedding(
-    rescore: RescoreFunction, capfd: pytest.CaptureFixture[str]
+    rescore: RescoreFunction, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     import base64
 
@@ -280,10 +280,11 @@ def test_the_rescore_logs_hold_no_embedding(
     try:
         capfd.readouterr()
         module.create_handler(rescore)(json.loads(request().model_dump_json(by_alias=True)), LambdaContext())
-        out = "".join(capfd.readouterr())
+        records = [r for r in caplog.records if r.name == "clip-classifier"]
+        out = "".join(capfd.readouterr()) + " ".join(str(r.__dict__) for r in records)
     finally:
         module.logger.setLevel("INFO")
-    assert "segment page(s) scored" in out
+    assert any(r.getMessage() == "segment page(s) scored" for r in records)
     for encoded in (base64.b64encode(item.embedding[:24]).decode(), item.embedding[:24].hex()):
         assert encoded not in out
     unit, _ = embedding_codec.decode(item.embedding, 512)
