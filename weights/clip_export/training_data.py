@@ -1,8 +1,9 @@
 """Labelled training data for heads: image folders, a labels CSV (hard or soft labels), or feature files.
 
-Images are embedded with the runtime's own preprocessing and embedder (the deployed code path, so training
-features equal serving features). Embeddings are cached on disk keyed by the file's sha256 and the model's
-sha256: a rerun embeds only new or changed files. Unreadable images are listed and skipped, never fatal.
+Images are embedded with the runtime's own preprocessing and embedder, and rounded as the upload function
+stores and scores them (``embedding_codec.round_trip``): training features equal serving features to the
+bit. Embeddings are cached on disk keyed by the file's sha256 and the model's sha256: a rerun embeds only new
+or changed files. Unreadable images are listed and skipped, never fatal.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clip_classifier import embedding_codec
 from clip_classifier.embedder import Embedder
 from clip_classifier.exceptions import ImageError
 from clip_classifier.preprocess import Preprocessor
@@ -104,10 +106,11 @@ def csv_items(path: Path) -> list[LabelledFile]:
 
 
 class EmbeddingCache:
-    """``cache_dir/<model sha256>/<file sha256>.npy``: one embedding per distinct file content and model."""
+    """``cache_dir/<model sha256>-served/<file sha256>.npy``: one embedding per distinct file content and
+    model, as the upload function scores it (older caches of unrounded embeddings are not reused)."""
 
     def __init__(self, cache_dir: Path, model_sha256: str) -> None:
-        self.folder = cache_dir / model_sha256
+        self.folder = cache_dir / f"{model_sha256}-served"
         self.folder.mkdir(parents=True, exist_ok=True)
         self.hits = self.misses = 0
 
@@ -162,7 +165,8 @@ def embed_items(
         embedding = cache.get(digest)
         if embedding is None:
             try:
-                embedding = embedder.embed(preprocess(data).pixels)[0]
+                # What the upload function scores: the embedding rounded as it is stored.
+                embedding = embedding_codec.round_trip(embedder.embed(preprocess(data).pixels))[1][0]
             except ImageError as exc:
                 skipped.append(f"{item.path} ({exc.code})")
                 continue
