@@ -8,7 +8,7 @@ conditional on the event ``sequencer``: a duplicate or older event never overwri
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
@@ -112,14 +112,18 @@ class ResultsStore:
         self, record: ClassificationItem, condition: str, names: dict[str, str], values: dict[str, Any]
     ) -> bool:
         """A conditional put: ``False`` when the condition refused it, errors mapped otherwise."""
+        return self._conditional(
+            self.client.put_item,
+            Item=serialize(record),
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def _conditional(self, write: Callable[..., Any], **request: Any) -> bool:
+        """One conditional write (``put_item`` or ``update_item``): ``False`` when its condition refused it."""
         try:
-            self.client.put_item(
-                TableName=self.table_name,
-                Item=serialize(record),
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
+            write(TableName=self.table_name, **request)
         except AWS_ERRORS as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False
@@ -225,20 +229,14 @@ class ResultsStore:
                 values[f":{attribute}"] = {"S": value}
                 condition.append(f"#source.{alias} = :{attribute}")
         update = "SET " + ", ".join(assignments) + (" REMOVE " + ", ".join(removals) if removals else "")
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={"pictureId": {"S": previous.picture_id}},
-                UpdateExpression=update,
-                ConditionExpression=" AND ".join(condition),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except AWS_ERRORS as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise self._error(exc, "write") from exc
-        return True
+        return self._conditional(
+            self.client.update_item,
+            Key={"pictureId": {"S": previous.picture_id}},
+            UpdateExpression=update,
+            ConditionExpression=" AND ".join(condition),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
     def get_many(self, picture_ids: Sequence[str]) -> dict[str, ClassificationItem]:
         """The stored items of ``picture_ids`` (strongly consistent), by ``pictureId``; absent ids are left out."""
