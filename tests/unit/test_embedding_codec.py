@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from clip_classifier import embedding_codec
-from clip_classifier.exceptions import CorruptEmbeddingError
+from clip_classifier.exceptions import CorruptEmbeddingError, ModelOutputError
 from clip_classifier.head import Head
 from clip_classifier.weights_format import parse_weights
 from clip_local.paths import EXAMPLE_WEIGHTS
@@ -91,7 +91,20 @@ def test_no_dimension_gives_an_odd_length_and_zero_vectors_are_not_stored() -> N
         embedding_codec.dimension(b"\0" * 9)
     with pytest.raises(CorruptEmbeddingError):
         embedding_codec.dimension(b"")
-    with pytest.raises(ValueError, match="zero or not finite"):
+    with pytest.raises(ModelOutputError, match="L2 norm is 0 "):
         embedding_codec.encode(np.zeros(512, np.float32))
-    with pytest.raises(ValueError, match="zero or not finite"):
+    with pytest.raises(ModelOutputError, match="L2 norm is inf "):
         embedding_codec.encode(np.full(512, np.inf, np.float32))
+    with pytest.raises(ModelOutputError, match="L2 norm is nan "):
+        embedding_codec.encode(np.full(512, np.nan, np.float32))
+
+
+def test_float32_edges_of_the_norm() -> None:
+    # Finite float32 components whose norm does not fit the stored float32 norm: refused, not an OverflowError.
+    with pytest.raises(ModelOutputError, match="within float32's range"):
+        embedding_codec.encode(np.full(512, 3e38, np.float32))
+    # The largest norm that fits, and subnormal components: stored and read back at their scale.
+    for vector in (np.full(512, 1.5e37, np.float32), np.full(512, 1e-45, np.float32)):
+        _, features = embedding_codec.round_trip(vector)
+        assert np.isfinite(features).all()
+        np.testing.assert_allclose(features[0], vector, rtol=1e-3)

@@ -21,11 +21,12 @@ import zlib
 import numpy as np
 
 from .arrays import F32
-from .exceptions import CorruptEmbeddingError
+from .exceptions import CorruptEmbeddingError, ModelOutputError
 
 _TRAILER = struct.Struct("<fI")
 #: float16 keeps ~3 significant digits: a unit vector's cosine to its rounding is > 0.99999.
 DTYPE = np.dtype("<f2")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def encoded_size(dim: int) -> int:
@@ -33,11 +34,15 @@ def encoded_size(dim: int) -> int:
 
 
 def encode(embedding: F32) -> bytes:
-    """One ``[dim]`` (or ``[1, dim]``) float32 embedding → the stored bytes."""
+    """One ``[dim]`` (or ``[1, dim]``) float32 embedding → the stored bytes, or :class:`ModelOutputError`."""
     vector = np.asarray(embedding, dtype=np.float64).reshape(-1)
     norm = float(np.linalg.norm(vector))
-    if not np.isfinite(norm) or norm == 0.0:
-        raise ValueError("cannot store an embedding that is zero or not finite")
+    # The norm is stored as float32: finite float32 components can still have a norm beyond its range.
+    if not np.isfinite(norm) or norm == 0.0 or norm > _FLOAT32_MAX:
+        raise ModelOutputError(
+            f"the model's embedding cannot be scored: its L2 norm is {norm:g} "
+            "(needs a finite, non-zero value within float32's range)"
+        )
     unit = (vector / norm).astype(DTYPE)
     body = unit.tobytes() + struct.pack("<f", norm)
     return body + struct.pack("<I", zlib.crc32(body))

@@ -123,6 +123,13 @@ class ModelFormatError(ModelError):
     code = "model_invalid"
 
 
+class ModelOutputError(ModelError):
+    """The model returned an embedding no head can score (not finite, zero, or too long for float32): a
+    model fault, not the image's, so the record is retried and dead-lettered for a replay once fixed."""
+
+    code = "model_output_invalid"
+
+
 # --- images -------------------------------------------------------------------------------------------
 
 
