@@ -39,21 +39,37 @@ test("the resize size truncates the longer side as Hugging Face does", () => {
   assert.deepEqual(resizeSize(1, 1, 224), [224, 224]);
 });
 
-test("onnxruntime-web embeds the exact tensors as onnxruntime does (cosine >= 0.9999)", async () => {
-  const ort = await import("onnxruntime-web");
-  ort.env.wasm.numThreads = 1;
-  const model = readFileSync(new URL("../../weights/models/tiny/int8/model.onnx", import.meta.url));
-  const session = await ort.InferenceSession.create(model, { executionProviders: ["wasm"] });
-  for (const entry of golden.tensors.filter((/** @type {any} */ e) => e.embedding)) {
-    const { tensor, dims } = preprocessRgb(pattern(entry.width, entry.height, 3, entry.seed), golden.transform);
-    const output = await session.run({ pixel_values: new ort.Tensor("float32", tensor, dims) });
-    const got = /** @type {Float32Array} */ (output.image_embeds.data);
-    let dot = 0, a = 0, b = 0;
-    entry.embedding.forEach((/** @type {number} */ v, /** @type {number} */ i) => {
-      dot += v * got[i];
-      a += v * v;
-      b += got[i] * got[i];
-    });
-    assert.ok(dot / Math.sqrt(a * b) >= 0.9999, `cosine ${dot / Math.sqrt(a * b)}`);
-  }
-});
+/**
+ * Cosine similarity of a golden embedding and onnxruntime-web's output.
+ * @param {number[]} expected
+ * @param {Float32Array} got
+ */
+function cosine(expected, got) {
+  let dot = 0, a = 0, b = 0;
+  expected.forEach((v, i) => {
+    dot += v * got[i];
+    a += v * v;
+    b += got[i] * got[i];
+  });
+  return dot / Math.sqrt(a * b);
+}
+
+// The int8 model is what is deployed; onnxruntime's int8 kernels differ by CPU (AVX2, AVX-512 VNNI, WASM),
+// so it is held to a cosine. The fp32 graph is the same everywhere up to summation order: a tighter bound.
+for (const [variant, field, floor] of [
+  ["int8", "embedding", golden.tolerances.int8_min_cosine],
+  ["fp32", "embedding_fp32", golden.tolerances.fp32_min_cosine],
+]) {
+  test(`onnxruntime-web embeds the exact tensors as onnxruntime does (${variant}, cosine >= ${floor})`, async () => {
+    const ort = await import("onnxruntime-web");
+    ort.env.wasm.numThreads = 1;
+    const model = readFileSync(new URL(`../../weights/models/tiny/${variant}/model.onnx`, import.meta.url));
+    const session = await ort.InferenceSession.create(model, { executionProviders: ["wasm"] });
+    for (const entry of golden.tensors.filter((/** @type {any} */ e) => e[field])) {
+      const { tensor, dims } = preprocessRgb(pattern(entry.width, entry.height, 3, entry.seed), golden.transform);
+      const output = await session.run({ pixel_values: new ort.Tensor("float32", tensor, dims) });
+      const similarity = cosine(entry[field], /** @type {Float32Array} */ (output.image_embeds.data));
+      assert.ok(similarity >= floor, `cosine ${similarity}`);
+    }
+  });
+}
