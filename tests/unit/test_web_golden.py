@@ -51,7 +51,9 @@ def test_the_committed_golden_file_is_current(documents: tuple[dict[str, Any], d
 
 def test_the_committed_embeddings_hold_on_this_cpu(documents: tuple[dict[str, Any], dict[str, Any]]) -> None:
     committed, current = documents
-    pairs = [(a, b) for a, b in zip(committed["tensors"], current["tensors"], strict=True) if "embedding" in b]
+    pairs = [
+        (a, b) for a, b in zip(committed["tensors"], current["tensors"], strict=True) if "embedding" in b
+    ]
     assert len(pairs) == 2
     for old, new in pairs:
         assert set(EMBEDDINGS) <= old.keys(), "run: python tests/fixtures/make_web_golden.py"
@@ -74,7 +76,9 @@ def test_the_tolerances_can_fail(documents: tuple[dict[str, Any], dict[str, Any]
     assert float(np.abs(shifted - fp32).max()) > FP32_MAX_ABS_DIFF
 
 
-def test_the_javascript_test_uses_the_same_tolerances(documents: tuple[dict[str, Any], dict[str, Any]]) -> None:
+def test_the_javascript_test_uses_the_same_tolerances(
+    documents: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
     committed, _ = documents
     assert committed["tolerances"] == {
         "int8_min_cosine": INT8_MIN_COSINE,
