@@ -31,12 +31,12 @@ from typing import Any
 import numpy as np
 
 from bench.load_uploads import small_image
-from clip_classifier import embedding_codec
-from clip_classifier.head import Head
-from clip_classifier.picture_id import picture_id_for_key
-from clip_classifier.records import ClassificationItem
-from clip_classifier.results_store import deserialize
-from clip_classifier.weights_format import parse_weights
+from clip_classifier.head.forward import Head
+from clip_classifier.head.weights_format import parse_weights
+from clip_classifier.storage import embedding_codec
+from clip_classifier.storage.item_codec import deserialize
+from clip_classifier.storage.picture_id import picture_id_for_key
+from clip_classifier.storage.result_item import ClassificationItem
 from clip_local.heads import reseeded_head
 from clip_local.jobs import BACKFILL, RESCORE
 from clip_local.paths import EXAMPLE_WEIGHTS, TINY_MODEL_DIR

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_pipeline import ensure_model
-from clip_classifier.embedder import Embedder
-from clip_classifier.preprocess import Preprocessor
+from clip_classifier.image.preprocess import Preprocessor
+from clip_classifier.model.embedder import Embedder
 from clip_local.paths import REPO_ROOT, TINY_MODEL_DIR, WEB_DIR
 from clip_local.stack import local_stack
 

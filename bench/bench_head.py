@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from clip_classifier.head import Head
-from clip_classifier.weights_format import WeightsDocument, parse_weights
+from clip_classifier.head.forward import Head
+from clip_classifier.head.weights_format import WeightsDocument, parse_weights
 from clip_local.paths import EXAMPLE_WEIGHTS
 
 TARGET_SINGLE_US = 20.0

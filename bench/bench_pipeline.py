@@ -33,12 +33,12 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image
 
-from clip_classifier.embedder import Embedder
-from clip_classifier.head import Head
-from clip_classifier.manifest import load_manifest
-from clip_classifier.object_stream import ObjectStream
-from clip_classifier.preprocess import Preprocessor
-from clip_classifier.weights_format import parse_weights
+from clip_classifier.head.forward import Head
+from clip_classifier.head.weights_format import parse_weights
+from clip_classifier.image.preprocess import Preprocessor
+from clip_classifier.ingest.object_stream import ObjectStream
+from clip_classifier.model.embedder import Embedder
+from clip_classifier.model.manifest import load_manifest
 from clip_local.paths import EXAMPLE_WEIGHTS, REPO_ROOT, TINY_MODEL_DIR
 
 CACHE = REPO_ROOT / "bench" / ".cache"
@@ -167,12 +167,12 @@ COLD_START = """
 import json, sys, time
 t0 = time.perf_counter()
 from pathlib import Path
-from clip_classifier.embedder import Embedder
-from clip_classifier.preprocess import Preprocessor
-from clip_classifier.weights_cache import WeightsCache
+from clip_classifier.model.embedder import Embedder
+from clip_classifier.image.preprocess import Preprocessor
+from clip_classifier.storage.weights_object import weights_cache_for
 t_import = time.perf_counter()
 embedder = Embedder(Path(sys.argv[1]))
-head = WeightsCache(sys.argv[2], s3=None, cache_dir=Path("/tmp")).get()
+head = weights_cache_for(sys.argv[2], s3=None, cache_dir=Path("/tmp")).get()
 pre = Preprocessor(embedder.manifest.transform)
 t_init = time.perf_counter()
 data = Path(sys.argv[3]).read_bytes()

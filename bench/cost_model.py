@@ -25,14 +25,16 @@ from typing import Any
 
 import numpy as np
 
-from clip_classifier import embedding_codec
-from clip_classifier.embedder import Embedder
-from clip_classifier.head import Head
-from clip_classifier.preprocess import ImageLimits, Preprocessor
-from clip_classifier.records import ClassificationItem, SourceInfo, normalize_sequencer
-from clip_classifier.results import ResultFields
-from clip_classifier.results_store import serialize
-from clip_classifier.weights_format import parse_weights
+from clip_classifier.head.forward import Head
+from clip_classifier.head.result_fields import ResultFields
+from clip_classifier.head.weights_format import parse_weights
+from clip_classifier.image.limits import ImageLimits
+from clip_classifier.image.preprocess import Preprocessor
+from clip_classifier.ingest.s3_event import normalize_sequencer
+from clip_classifier.model.embedder import Embedder
+from clip_classifier.storage import embedding_codec
+from clip_classifier.storage.item_codec import serialize
+from clip_classifier.storage.result_item import ClassificationItem, SourceInfo
 from clip_local.paths import EXAMPLE_WEIGHTS, REPO_ROOT, TINY_MODEL_DIR
 
 #: us-east-1 list prices (USD), read from the services' pricing pages on 2026-12-01.

@@ -3,7 +3,7 @@
 Every case's bytes are written to a file; a new interpreter loads the preprocessing, reads the file and
 decodes + preprocesses it exactly as the upload function does (limits at the template's defaults), then
 reports the outcome, the wall time and the process's peak RSS (VmHWM). Run ``python -m bench.decode_limits`` (from the repository root)
-for the table; ``tests/unit/test_decode_limits.py`` runs it with loose bounds.
+for the table; ``tests/unit/benchmarks/test_decode_limits.py`` runs it with loose bounds.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ CHILD = """
 import json, sys, time
 from pathlib import Path
 from clip_classifier.exceptions import ImageError
-from clip_classifier.manifest import load_manifest
-from clip_classifier.preprocess import ImageLimits, Preprocessor
+from clip_classifier.model.manifest import load_manifest
+from clip_classifier.image.limits import ImageLimits
+from clip_classifier.image.preprocess import Preprocessor
 
 def status(field):
     for line in Path("/proc/self/status").read_text().splitlines():

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from clip_classifier.picture_id import picture_id_for_key
-from clip_classifier.results_store import deserialize
+from clip_classifier.storage.item_codec import deserialize
+from clip_classifier.storage.picture_id import picture_id_for_key
 from clip_local.stack import local_stack
 from clip_local.workers import invoke, worker_pool
 

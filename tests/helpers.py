@@ -136,7 +136,7 @@ def rehash(doc: dict[str, Any]) -> dict[str, Any]:
     """Recompute content_sha256 when the document is well-formed enough to hash."""
     import numpy as np
 
-    from clip_classifier.weights_format import content_sha256
+    from clip_classifier.head.weights_format import content_sha256
 
     try:
         linear = [

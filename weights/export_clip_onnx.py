@@ -50,10 +50,12 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from transformers import CLIPConfig, CLIPModel, CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from clip_classifier.exceptions import ImageError
-from clip_classifier.head import Head
-from clip_classifier.manifest import ImageTransform, ModelManifest, QuantizationReport
-from clip_classifier.preprocess import ImageLimits, Preprocessor, open_image, to_rgb
-from clip_classifier.weights_format import parse_weights
+from clip_classifier.head.forward import Head
+from clip_classifier.head.weights_format import parse_weights
+from clip_classifier.image.limits import ImageLimits
+from clip_classifier.image.preprocess import Preprocessor, open_image, to_rgb
+from clip_classifier.image.transform import ImageTransform
+from clip_classifier.model.manifest import ModelManifest, QuantizationReport
 from clip_export.prompt_templates import OPENAI_7
 from clip_export.quantization import BY_NAME, RECIPES, Comparison, as_feeds, compare_recipes, quantize, render
 from clip_export.text_model import TEXT_INPUT, TEXT_OUTPUT, TextModelManifest

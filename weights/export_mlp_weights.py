@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from clip_classifier.weights_format import FORMAT_NAME, FORMAT_VERSION, content_sha256, parse_weights
+from clip_classifier.head.weights_format import FORMAT_NAME, FORMAT_VERSION, content_sha256, parse_weights
 
 DEFAULT_DIMS = (512, 256, 128)
 

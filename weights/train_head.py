@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from clip_classifier.head import Head
-from clip_classifier.manifest import load_manifest
-from clip_classifier.weights_format import WeightsDocument, parse_weights
+from clip_classifier.head.forward import Head
+from clip_classifier.head.weights_format import WeightsDocument, parse_weights
+from clip_classifier.model.manifest import load_manifest
 from clip_export.evaluation import (
     Metrics,
     ambiguous,

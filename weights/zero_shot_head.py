@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from clip_classifier.manifest import load_manifest
+from clip_classifier.model.manifest import load_manifest
 from clip_export.prompt_templates import TEMPLATE_SETS
 from clip_export.text_model import TextEncoder
 from clip_export.zero_shot import (

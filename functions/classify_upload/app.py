@@ -1,6 +1,6 @@
 """S3 upload classifier: ObjectCreated/ObjectRemoved events → classification results in DynamoDB.
 
-Thin by design: Powertools parses the event, ``clip_classifier.upload_classifier`` does the work, and
+Thin by design: Powertools parses the event, ``clip_classifier.jobs.upload`` does the work, and
 outcomes become logs and EMF metrics here. A bad image is recorded as ``failed`` and does not raise;
 transient AWS errors and configuration errors raise after every record was tried, so Lambda retries the
 event (records already stored are absorbed as duplicates) and finally sends it to the dead-letter queue.
@@ -13,9 +13,6 @@ from the environment at cold start (model and head loaded and verified before th
 
 from __future__ import annotations
 
-import functools
-import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -28,12 +25,11 @@ from pydantic import ValidationError
 
 from clip_classifier.aws import AwsClients
 from clip_classifier.exceptions import ClassifierError
-from clip_classifier.s3_events import ObjectEvent
+from clip_classifier.ingest.s3_event import ObjectEvent
+from clip_classifier.invocation import ContainerHandler, Handler, deadline
+from clip_classifier.jobs.upload import STAGES
 from clip_classifier.settings import UploadSettings, load_settings
-from clip_classifier.upload_classifier import STAGES
 from clip_classifier.wiring import UploadFunction, build_upload_function
-
-Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 logger = Logger()
 metrics = Metrics()
@@ -81,7 +77,7 @@ def create_handler(function: UploadFunction) -> Handler:
             kind = event.raw_event.get("Event", "unknown")
             logger.info("event without records acknowledged", extra={"event": kind})
             return {"records": 0, "outcomes": {}}
-        deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - RESERVED_SECONDS
+        stop_by = deadline(context, RESERVED_SECONDS)
         counts: dict[str, int] = {}
         retry: ClassifierError | None = None
         for index, record in enumerate(event.records):
@@ -98,7 +94,7 @@ def create_handler(function: UploadFunction) -> Handler:
                 counts["malformed"] = counts.get("malformed", 0) + 1
                 continue
             try:
-                outcome = classifier.process(object_event, deadline)
+                outcome = classifier.process(object_event, stop_by)
             except ClassifierError as exc:
                 # Keep going so the other records are stored; raise at the end for Lambda's retry → DLQ.
                 logger.error(
@@ -141,12 +137,8 @@ def create_handler(function: UploadFunction) -> Handler:
     return handler  # type: ignore[no-any-return]
 
 
-@functools.cache
-def _container_handler() -> Handler:
-    """Built at the first invocation of a container (its cold start), then reused; a missing or malformed
-    environment variable, or a missing or tampered model, fails here with a clear error."""
-    return create_handler(build_upload_function(load_settings(UploadSettings), AwsClients.create()))
-
-
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _container_handler()(event, context)
+#: The deployed entry point: built at the container's first invocation (a missing or malformed environment
+#: variable, or a missing or tampered model, fails there with a clear error), then reused.
+lambda_handler = ContainerHandler(
+    lambda: create_handler(build_upload_function(load_settings(UploadSettings), AwsClients.create()))
+)

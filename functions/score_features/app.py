@@ -12,8 +12,6 @@ own.
 
 from __future__ import annotations
 
-import functools
-import json
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
@@ -22,16 +20,21 @@ from urllib.parse import unquote
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
+    OpenAPIRequestValidationMiddleware,
+    OpenAPIResponseValidationMiddleware,
+)
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from clip_classifier.api_errors import describe_validation_errors
-from clip_classifier.api_models import (
+from clip_classifier.api.errors import describe_validation_errors
+from clip_classifier.api.json_body import parse_json_body
+from clip_classifier.api.models import (
     BatchScoreResponse,
     Classification,
     ErrorBody,
@@ -41,20 +44,21 @@ from clip_classifier.api_models import (
     ScoreRequest,
     ScoreResult,
 )
+from clip_classifier.api.request_checks import JSON_MEDIA_TYPE, check_body, is_json
 from clip_classifier.aws import AwsClients
 from clip_classifier.exceptions import (
+    BodyTooLargeError,
     ClassifierError,
     CorruptEmbeddingError,
     InvalidFeaturesError,
     MalformedBodyError,
     PictureConflictError,
     ResultNotFoundError,
+    UnsupportedMediaTypeError,
 )
-from clip_classifier.json_body import parse_json_body
+from clip_classifier.invocation import ContainerHandler, Handler
 from clip_classifier.settings import ScoreSettings, load_settings
 from clip_classifier.wiring import ScoreFunction, build_score_function
-
-Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 logger = Logger()
 metrics = Metrics()
@@ -86,6 +90,14 @@ def _invalid_features(exc: InvalidFeaturesError) -> Response[Any]:
 
 def _malformed_body(exc: MalformedBodyError) -> Response[Any]:
     return _error(HTTPStatus.BAD_REQUEST, exc.code, exc.message)
+
+
+def _too_large(exc: BodyTooLargeError) -> Response[Any]:
+    return _error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, exc.code, exc.message)
+
+
+def _unsupported_media_type(exc: UnsupportedMediaTypeError) -> Response[Any]:
+    return _error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, exc.code, exc.message)
 
 
 def _conflict(exc: PictureConflictError) -> Response[Any]:
@@ -154,6 +166,8 @@ def create_resolver(
     app = APIGatewayRestResolver(enable_validation=True, cors=cors, json_body_deserializer=parse_json_body)
     app.exception_handler(RequestValidationError)(_invalid_request)
     app.exception_handler(MalformedBodyError)(_malformed_body)
+    app.exception_handler(BodyTooLargeError)(_too_large)
+    app.exception_handler(UnsupportedMediaTypeError)(_unsupported_media_type)
     app.exception_handler(InvalidFeaturesError)(_invalid_features)
     app.exception_handler(PictureConflictError)(_conflict)
     app.exception_handler(ResultNotFoundError)(_not_found)
@@ -172,10 +186,36 @@ def create_resolver(
             )
         return _error(HTTPStatus.NOT_FOUND, "no_route", f"no route {method} {app.current_event.path}")
 
+    def body_checks(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+        """Size, media type and encoding, before anything parses the body; a refusal raises and is
+        answered by the exception handlers, like every other error."""
+        event = app.current_event
+        content_type = event.headers.get("content-type")
+        check_body(
+            event.body,
+            is_base64=bool(event.is_base64_encoded),
+            content_type=content_type,
+            limit=function().settings.max_body_bytes,
+        )
+        if content_type and is_json(content_type) and not content_type.startswith(JSON_MEDIA_TYPE):
+            # JSON in another spelling (Application/JSON; charset=UTF-8): the validation middleware compares
+            # the media type case-sensitively, so it is given the canonical one.
+            headers = {k: v for k, v in event.raw_event["headers"].items() if k.lower() != "content-type"}
+            event.raw_event["headers"] = {**headers, "content-type": JSON_MEDIA_TYPE}
+        return next_middleware(app)
+
+    # The body checks must run before the request is parsed, so this route runs Powertools' own validation
+    # middlewares after them instead of the resolver's (which run before every other middleware).
     @app.post(
         "/v1/scores",
         summary="Score one feature vector or a batch",
         responses={200: {"description": "Scores"}, **_errors(400, 409, 413, 415, 422, 500, 503)},
+        enable_validation=False,
+        middlewares=[
+            body_checks,
+            OpenAPIRequestValidationMiddleware(),
+            OpenAPIResponseValidationMiddleware(),
+        ],
     )
     def score(body: ScoreRequest) -> ScoreResult | BatchScoreResponse:
         scored = function().service.score(body)
@@ -211,39 +251,6 @@ def create_resolver(
     return app
 
 
-def _body_bytes(event: APIGatewayProxyEvent) -> int:
-    """The body's size in bytes as the client sent it (a character count undercounts UTF-8)."""
-    body = event.body or ""
-    if event.is_base64_encoded:
-        return len(body) * 3 // 4 - body[-2:].count("=")
-    return len(body.encode("utf-8", errors="surrogatepass"))
-
-
-def _precheck(event: APIGatewayProxyEvent, limit: int) -> Response[Any] | None:
-    """Checks Powertools' request validation cannot express: body size and content type."""
-    if event.http_method != "POST":
-        return None
-    size = _body_bytes(event)
-    if size > limit:
-        return _error(
-            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-            "body_too_large",
-            f"body is {size} bytes; the limit is {limit}",
-        )
-    # Header names are case-insensitive (Powertools' headers mapping); the media type is too, and may carry
-    # parameters (charset=utf-8).
-    content_type = (event.headers.get("content-type") or "").lower()
-    if content_type and content_type.split(";")[0].strip() != "application/json":
-        return _error(
-            HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body as application/json"
-        )
-    try:
-        event.decoded_body  # noqa: B018 - decodes base64 and UTF-8, raising on bytes that are neither
-    except (UnicodeDecodeError, ValueError):
-        return _error(HTTPStatus.BAD_REQUEST, "malformed_json", "the request body is not valid UTF-8 JSON")
-    return None
-
-
 def _unavailable() -> ScoreFunction:
     raise RuntimeError("the OpenAPI document's resolver never serves requests")
 
@@ -262,50 +269,18 @@ def openapi_document() -> str:
 
 def create_handler(function: ScoreFunction) -> Handler:
     """The Lambda handler over built dependencies (one per container)."""
-    cors = cors_config(function.settings.cors_allow_origins)
-    resolver = create_resolver(lambda: function, cors)
+    resolver = create_resolver(lambda: function, cors_config(function.settings.cors_allow_origins))
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        request = APIGatewayProxyEvent(event)
-        rejected = _precheck(request, function.settings.max_body_bytes)
-        if rejected is not None:
-            headers = {"Content-Type": "application/json"}
-            if cors is not None:  # the same CORS answer the resolver gives every other response
-                headers.update(cors.to_dict(request.headers.get("origin")))
-            return {
-                "statusCode": rejected.status_code,
-                "headers": headers,
-                "body": rejected.body if isinstance(rejected.body, str) else json.dumps(rejected.body),
-                "isBase64Encoded": False,
-            }
-        return resolver.resolve(_with_plain_json_media_type(event), context)
+        return resolver.resolve(event, context)
 
     return handler
 
 
-def _with_plain_json_media_type(event: dict[str, Any]) -> dict[str, Any]:
-    """The event with its JSON content type spelled ``application/json``: the precheck accepted any case
-    and parameters (``Application/JSON; charset=UTF-8``), but Powertools' body parser compares the value
-    case-sensitively and would call it unsupported."""
-    if event.get("httpMethod") != "POST":
-        return event
-    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
-    multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
-    return {
-        **event,
-        "headers": {**headers, "content-type": "application/json"},
-        "multiValueHeaders": {**multi, "content-type": ["application/json"]},
-    }
-
-
-@functools.cache
-def _container_handler() -> Handler:
-    """Built at the first invocation of a container (its cold start), then reused; a missing or malformed
-    environment variable fails here with the variable's name."""
-    return create_handler(build_score_function(load_settings(ScoreSettings), AwsClients.create()))
-
-
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _container_handler()(event, context)
+#: The deployed entry point: built at the container's first invocation (a missing or malformed environment
+#: variable fails there with the variable's name), then reused.
+lambda_handler = ContainerHandler(
+    lambda: create_handler(build_score_function(load_settings(ScoreSettings), AwsClients.create()))
+)

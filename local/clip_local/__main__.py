@@ -22,9 +22,9 @@ import time
 import warnings
 from pathlib import Path
 
-from clip_classifier.manifest import load_manifest
-from clip_classifier.picture_id import picture_id_for_key
-from clip_classifier.records import ClassificationItem
+from clip_classifier.model.manifest import load_manifest
+from clip_classifier.storage.picture_id import picture_id_for_key
+from clip_classifier.storage.result_item import ClassificationItem
 
 from .heads import reseeded_head
 from .jobs import BACKFILL, RESCORE, JobSummary

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clip_classifier.weights_format import LinearLayer, document_sha256, parse_weights
+from clip_classifier.head.weights_format import LinearLayer, document_sha256, parse_weights
 
 
 def reseeded_head(source: Path, seed: int) -> bytes:

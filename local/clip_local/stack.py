@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from clip_classifier.records import ClassificationItem
-from clip_classifier.results_store import ResultsStore
 from clip_classifier.settings import ScoreSettings, UploadSettings, load_settings
+from clip_classifier.storage.result_item import ClassificationItem
+from clip_classifier.storage.results_table import ResultsStore
 from clip_classifier.wiring import ScoreFunction, UploadFunction, build_score_function, build_upload_function
 
 from .apigw import LocalApi, StaticMount

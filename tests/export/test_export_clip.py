@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clip_classifier.embedder import Embedder
 from clip_classifier.exceptions import ConfigurationError
-from clip_classifier.manifest import load_manifest
-from clip_classifier.preprocess import Preprocessor
+from clip_classifier.image.preprocess import Preprocessor
+from clip_classifier.model.embedder import Embedder
+from clip_classifier.model.manifest import load_manifest
 from clip_local.paths import REPO_ROOT, TINY_MODEL_DIR
 from tests.helpers import run_export
 
@@ -63,17 +63,17 @@ def test_committed_tiny_model_is_what_the_script_makes(tmp_path: Path) -> None:
 
 def test_an_embedder_that_does_not_fit_the_head_is_refused(tmp_path: Path) -> None:
     """A 768-d L/14-shaped model with the 512-input head: a clear configuration error, not a guess."""
-    from clip_classifier.head import Head
-    from clip_classifier.preprocess import ImageLimits
-    from clip_classifier.results_store import ResultsStore
-    from clip_classifier.s3_events import ObjectEvent
-    from clip_classifier.upload_classifier import UploadClassifier
-    from clip_classifier.weights_cache import WeightsCache
+    from clip_classifier.head.forward import Head
+    from clip_classifier.image.limits import ImageLimits
+    from clip_classifier.ingest.s3_event import ObjectEvent
+    from clip_classifier.jobs.upload import UploadClassifier
+    from clip_classifier.storage.results_table import ResultsStore
+    from clip_classifier.storage.weights_object import weights_cache_for
     from clip_local.paths import EXAMPLE_WEIGHTS
 
     export("tiny-l14", tmp_path)
     embedder = Embedder(tmp_path / "int8" / "model.onnx")
-    weights = WeightsCache(str(EXAMPLE_WEIGHTS), s3=None, cache_dir=tmp_path / "cache")
+    weights = weights_cache_for(str(EXAMPLE_WEIGHTS), s3=None, cache_dir=tmp_path / "cache")
     assert isinstance(weights.get(), Head)
     classifier = UploadClassifier(
         source=object(),  # type: ignore[arg-type]
@@ -96,7 +96,8 @@ def test_a_saved_hugging_face_checkpoint_exports_with_its_own_processor_config(t
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
-    from clip_classifier.preprocess import ImageLimits, open_image, to_rgb
+    from clip_classifier.image.limits import ImageLimits
+    from clip_classifier.image.preprocess import open_image, to_rgb
 
     checkpoint = tmp_path / "checkpoint"
     torch.manual_seed(1)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clip_classifier.head import Head
-from clip_classifier.weights_format import parse_weights
+from clip_classifier.head.forward import Head
+from clip_classifier.head.weights_format import parse_weights
 from clip_local.paths import REPO_ROOT
 
 torch = pytest.importorskip("torch")

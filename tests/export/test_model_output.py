@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from clip_classifier.exceptions import ModelOutputError
-from clip_classifier.manifest import file_sha256
-from clip_classifier.picture_id import picture_id_for_key
+from clip_classifier.model.manifest import file_sha256
+from clip_classifier.storage.picture_id import picture_id_for_key
 from clip_local.apigw import LambdaContext
 from clip_local.handlers import load_function
 from clip_local.paths import REPO_ROOT, TINY_MODEL_DIR

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from clip_classifier.cpu_features import detect_cpu_features
-from clip_classifier.embedder import Embedder
-from clip_classifier.manifest import file_sha256, load_manifest
+from clip_classifier.model.cpu_features import detect_cpu_features
+from clip_classifier.model.embedder import Embedder
+from clip_classifier.model.manifest import file_sha256, load_manifest
 from clip_local.paths import EXAMPLE_WEIGHTS, REPO_ROOT
 from tests.helpers import run_export
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clip_classifier.picture_id import picture_id_for_key
-from clip_classifier.weights_format import parse_weights
+from clip_classifier.head.weights_format import parse_weights
+from clip_classifier.storage.picture_id import picture_id_for_key
 from clip_local.paths import REPO_ROOT, TINY_MODEL_DIR
 
 torch = pytest.importorskip("torch")

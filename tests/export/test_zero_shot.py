@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clip_classifier.embedder import Embedder
-from clip_classifier.head import Head
-from clip_classifier.manifest import file_sha256, load_manifest
-from clip_classifier.preprocess import ImageLimits, Preprocessor, open_image, to_rgb
-from clip_classifier.weights_format import parse_weights
+from clip_classifier.head.forward import Head
+from clip_classifier.head.weights_format import parse_weights
+from clip_classifier.image.limits import ImageLimits
+from clip_classifier.image.preprocess import Preprocessor, open_image, to_rgb
+from clip_classifier.model.embedder import Embedder
+from clip_classifier.model.manifest import file_sha256, load_manifest
 from clip_local.paths import REPO_ROOT, TINY_MODEL_DIR
 
 torch = pytest.importorskip("torch")

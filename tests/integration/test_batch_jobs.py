@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.batch_jobs import render, run
-from clip_classifier.picture_id import picture_id_for_key
+from clip_classifier.storage.picture_id import picture_id_for_key
 from clip_local.heads import reseeded_head
 from clip_local.jobs import BACKFILL, RESCORE
 from clip_local.paths import EXAMPLE_WEIGHTS, REPO_ROOT, TINY_MODEL_DIR

@@ -25,10 +25,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clip_classifier import embedding_codec
-from clip_classifier.manifest import load_manifest
-from clip_classifier.picture_id import picture_id_for_key
-from clip_classifier.preprocess import ImageLimits, center_crop, open_image, resize_size, to_rgb
+from clip_classifier.image.limits import ImageLimits
+from clip_classifier.image.preprocess import center_crop, open_image, resize_size, to_rgb
+from clip_classifier.model.manifest import load_manifest
+from clip_classifier.storage import embedding_codec
+from clip_classifier.storage.picture_id import picture_id_for_key
 from clip_local.apigw import LocalApi
 from clip_local.moto_server import free_port
 from clip_local.paths import REPO_ROOT, TINY_MODEL_DIR, WEB_DIR

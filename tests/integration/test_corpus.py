@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image
 
-from clip_classifier.picture_id import picture_id_for_key
+from clip_classifier.storage.picture_id import picture_id_for_key
 from clip_local.stack import LocalStack, local_stack
 from tests.corpus.images import MAX_BYTES, ImageCase, image_cases, round_two_cases
 
@@ -45,7 +45,8 @@ def test_corpus_case(stack: LocalStack, case: ImageCase) -> None:
 def test_exif_orientations_are_applied(orientation: int) -> None:
     import io
 
-    from clip_classifier.preprocess import ImageLimits, open_image, to_rgb
+    from clip_classifier.image.limits import ImageLimits
+    from clip_classifier.image.preprocess import open_image, to_rgb
     from tests.corpus.images import with_orientation
 
     rgb = to_rgb(open_image(with_orientation(orientation), ImageLimits()))

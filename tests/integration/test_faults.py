@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
-from clip_classifier.embedder import Embedder
-from clip_classifier.head import Head
-from clip_classifier.picture_id import picture_id_for_key
-from clip_classifier.preprocess import Preprocessor
-from clip_classifier.redrive import redrive
-from clip_classifier.weights_format import parse_weights
+from clip_classifier.head.forward import Head
+from clip_classifier.head.weights_format import parse_weights
+from clip_classifier.image.preprocess import Preprocessor
+from clip_classifier.jobs.redrive import redrive
+from clip_classifier.model.embedder import Embedder
+from clip_classifier.storage.picture_id import picture_id_for_key
 from clip_local.paths import EXAMPLE_WEIGHTS, REPO_ROOT, TINY_MODEL_DIR
 from clip_local.stack import MODEL_BUCKET, WEIGHTS_KEY, LocalStack, local_stack
 from tests.helpers import (
@@ -122,7 +122,8 @@ def test_concurrent_conditional_writes_keep_the_newest(stack: LocalStack) -> Non
     """16 writers race on one key with shuffled sequencers; exactly the newest must win, every time."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from clip_classifier.records import ClassificationItem, SourceInfo, normalize_sequencer
+    from clip_classifier.ingest.s3_event import normalize_sequencer
+    from clip_classifier.storage.result_item import ClassificationItem, SourceInfo
 
     store = stack.results
     for round_no in range(5):

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from clip_classifier.head import Head
-from clip_classifier.picture_id import picture_id_for_key
-from clip_classifier.redrive import redrive
-from clip_classifier.weights_format import parse_weights
+from clip_classifier.head.forward import Head
+from clip_classifier.head.weights_format import parse_weights
+from clip_classifier.jobs.redrive import redrive
+from clip_classifier.storage.picture_id import picture_id_for_key
 from clip_local.paths import EXAMPLE_WEIGHTS, REPO_ROOT, TINY_MODEL_DIR
 from clip_local.stack import LocalStack, local_stack
 from tests.corpus.images import png_bomb
@@ -194,8 +194,8 @@ def test_logs_hold_no_image_bytes_embeddings_or_probabilities(
 ) -> None:
     import base64
 
-    from clip_classifier.embedder import Embedder
-    from clip_classifier.preprocess import Preprocessor
+    from clip_classifier.image.preprocess import Preprocessor
+    from clip_classifier.model.embedder import Embedder
 
     data = (FIXTURES / "photo.webp").read_bytes()
     capfd.readouterr()

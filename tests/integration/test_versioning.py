@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from clip_classifier.picture_id import picture_id_for_key
+from clip_classifier.storage.picture_id import picture_id_for_key
 from clip_local.paths import REPO_ROOT
 from clip_local.stack import LocalStack, local_stack
 

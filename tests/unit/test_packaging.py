@@ -51,10 +51,26 @@ def closure(distributions: frozenset[str]) -> frozenset[str]:
     return frozenset(seen)
 
 
-def imports_of(path: Path, *, lazy: bool) -> set[str]:
-    """What a file imports (absolute names; relative ones as ``clip_classifier.x``), never counting
-    TYPE_CHECKING blocks; with ``lazy=False`` only what runs at import time (not inside functions)."""
-    found: set[str] = set()
+def module_file(name: str, root: Path = PACKAGE) -> Path | None:
+    """The file of a dotted module of the package at ``root`` (``clip_classifier.storage.item_codec`` →
+    ``.../storage/item_codec.py``, a sub-package → its ``__init__.py``), or ``None``."""
+    base = root.joinpath(*name.split(".")[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def imports_of(path: Path, *, lazy: bool, root: Path = PACKAGE) -> tuple[set[str], set[str]]:
+    """What a file imports, as absolute dotted names: the modules it names (which must exist), and the
+    names it takes from them (``from a.b import c``: ``a.b.c``, a module only if ``c`` is a sub-module).
+    Relative imports are resolved against the file's own package. TYPE_CHECKING blocks never count; with
+    ``lazy=False`` only what runs at import time (not inside functions)."""
+    modules: set[str] = set()
+    members: set[str] = set()
+    package = root.name
+    here = path.parent if path.is_relative_to(root) else None
+    own = [package, *here.relative_to(root).parts] if here is not None else [package]
 
     def visit(node: ast.AST) -> None:
         if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
@@ -64,45 +80,64 @@ def imports_of(path: Path, *, lazy: bool) -> set[str]:
         if not lazy and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             return
         if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
+            modules.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: a sibling module of the shared package
-                found.update(f"clip_classifier.{node.module or alias.name}" for alias in node.names)
-            elif node.module:
-                found.add(node.module)
-                if node.module == "clip_classifier":
-                    found.update(f"clip_classifier.{alias.name}" for alias in node.names)
+            if node.level:  # relative to the importing file's package
+                base = own[: len(own) - (node.level - 1)]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            modules.add(module)
+            members.update(f"{module}.{alias.name}" for alias in node.names)
         for child in ast.iter_child_nodes(node):
             visit(child)
 
     visit(ast.parse(path.read_text()))
-    return found
+    return modules, members
 
 
-def third_party_imports(entry: Path, *, lazy: bool = True) -> dict[str, set[str]]:
-    """Top-level third-party modules reachable from ``entry`` → the files that import them."""
+def third_party_imports(
+    entry: Path, *, lazy: bool = True, root: Path = PACKAGE
+) -> tuple[dict[str, set[str]], list[str]]:
+    """Top-level third-party modules reachable from ``entry`` → the files that import them, and the
+    package's own imports that name no module of it (a broken import the walk cannot follow)."""
     pending, visited, needs = [entry], set(), dict[str, set[str]]()
+    unresolved: list[str] = []
+    package = root.name
     while pending:
         path = pending.pop()
         if path in visited:
             continue
         visited.add(path)
-        for name in imports_of(path, lazy=lazy):
+        where = path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else path.name
+        modules, members = imports_of(path, lazy=lazy, root=root)
+        for name in modules:
             top = name.split(".")[0]
-            if top == "clip_classifier":
-                module = PACKAGE / f"{name.split('.')[1]}.py" if "." in name else PACKAGE / "__init__.py"
-                if module.exists():
-                    pending.append(module)
+            if top == package:
+                # Every package a dotted name passes through runs its __init__ too.
+                for depth in range(1, name.count(".") + 2):
+                    found = module_file(".".join(name.split(".")[:depth]), root)
+                    if found is not None:
+                        pending.append(found)
+                if module_file(name, root) is None:
+                    unresolved.append(f"{name} (imported by {where})")
             elif top not in sys.stdlib_module_names:
-                needs.setdefault(top, set()).add(path.relative_to(REPO_ROOT).as_posix())
-    return needs
+                needs.setdefault(top, set()).add(where)
+        for name in members:
+            found = module_file(name, root) if name.split(".")[0] == package else None
+            if found is not None:
+                pending.append(found)
+    return needs, sorted(unresolved)
 
 
-def missing(entry: Path, requirements: Path, provided: set[str], *, lazy: bool = True) -> list[str]:
+def missing(
+    entry: Path, requirements: Path, provided: set[str], *, lazy: bool = True, root: Path = PACKAGE
+) -> list[str]:
     shipped = closure(frozenset(requirement_names(requirements)) | frozenset(provided))
     distributions = packages_distributions()
-    problems = []
-    for module, importers in sorted(third_party_imports(entry, lazy=lazy).items()):
+    needs, unresolved = third_party_imports(entry, lazy=lazy, root=root)
+    problems = [f"no such module: {name}" for name in unresolved]
+    for module, importers in sorted(needs.items()):
         owners = {canonicalize_name(d) for d in distributions.get(module, [module])}
         if not owners & shipped:
             problems.append(f"{module} (imported by {', '.join(sorted(importers))})")
@@ -140,7 +175,7 @@ def test_the_scoring_function_runs_without_the_image_only_packages() -> None:
             sys.executable,
             "-c",
             BLOCKER + "import pytest\nsys.exit(pytest.main([sys.argv[1], '-q', '-p', 'no:cacheprovider']))",
-            "tests/unit/test_score_api.py",
+            "tests/unit/functions/test_score_features.py",
         ],
         cwd=REPO_ROOT,
         capture_output=True,
@@ -155,7 +190,7 @@ def test_the_scoring_function_runs_without_the_image_only_packages() -> None:
 def test_the_blocker_blocks() -> None:
     """The test above can fail: an image-only module under the same blocker does not import."""
     result = subprocess.run(
-        [sys.executable, "-c", BLOCKER + "import clip_classifier.preprocess"],
+        [sys.executable, "-c", BLOCKER + "import clip_classifier.image.preprocess"],
         capture_output=True,
         text=True,
         check=False,
@@ -164,13 +199,55 @@ def test_the_blocker_blocks() -> None:
     assert result.returncode != 0 and "is not in the layer" in result.stderr
 
 
+def fake_package(tmp_path: Path, files: dict[str, str]) -> Path:
+    """A package named ``clip_classifier`` under ``tmp_path`` with the given files (relative paths)."""
+    root = tmp_path / "clip_classifier"
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def test_the_walk_follows_dotted_and_relative_imports_into_sub_packages(tmp_path: Path) -> None:
+    """An undeclared package imported three levels down, through a dotted import, a relative import and a
+    ``from package import module``, is found and named with the file that imports it."""
+    root = fake_package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "api/__init__.py": "",
+            "api/entry.py": "from clip_classifier.storage import codec\n",
+            "storage/__init__.py": "",
+            "storage/codec.py": "from .deep.reader import read\n",
+            "storage/deep/__init__.py": "",
+            "storage/deep/reader.py": "import pi_heif\n\ndef read() -> None: ...\n",
+        },
+    )
+    lock = tmp_path / "requirements.txt"
+    lock.write_text("numpy==2.0.0\n")
+    assert missing(root / "api" / "entry.py", lock, set(), root=root) == ["pi_heif (imported by reader.py)"]
+
+
+def test_an_import_the_walk_cannot_resolve_fails(tmp_path: Path) -> None:
+    """A ``clip_classifier.*`` import that names no module fails the check instead of ending the walk."""
+    root = fake_package(
+        tmp_path,
+        {"__init__.py": "", "jobs/__init__.py": "", "jobs/run.py": "from clip_classifier.gone import x\n"},
+    )
+    lock = tmp_path / "requirements.txt"
+    lock.write_text("")
+    assert missing(root / "jobs" / "run.py", lock, set(), root=root) == [
+        "no such module: clip_classifier.gone (imported by run.py)"
+    ]
+
+
 def test_a_missing_requirement_is_reported(tmp_path: Path) -> None:
     """The check above can fail: drop a requirement and it names the import and who imports it."""
     full = REPO_ROOT / "functions" / "classify_upload" / "requirements.txt"
     reduced = tmp_path / "requirements.txt"
     reduced.write_text("\n".join(line for line in full.read_text().splitlines() if "pi-heif" not in line))
     problems = missing(REPO_ROOT / "functions" / "classify_upload" / "app.py", reduced, set())
-    assert problems == ["pi_heif (imported by layers/shared/clip_classifier/preprocess.py)"]
+    assert problems == ["pi_heif (imported by layers/shared/clip_classifier/image/preprocess.py)"]
 
 
 @pytest.mark.parametrize(

@@ -103,10 +103,10 @@ def test_resources_are_scoped() -> None:
 
 
 def test_the_code_needs_no_action_the_template_does_not_grant() -> None:
-    source = "\n".join(p.read_text() for p in PACKAGE.glob("*.py"))
+    source = "\n".join(p.read_text() for p in PACKAGE.rglob("*.py"))
     calls = set(re.findall(r"\.(" + "|".join(CALL_TO_ACTION) + r")\(", source))
     calls |= set(re.findall(r"get_paginator\(\"(\w+)\"\)", source))
-    other = set(re.findall(r"client\(\)\.(\w+)\(|self\.s3\.(\w+)\(|self\.client\.(\w+)\(", source))
+    other = set(re.findall(r"client\(\)\.(\w+)\(|self\._?s3\.(\w+)\(|self\.client\.(\w+)\(", source))
     assert calls, "the scan found the SDK calls"
     granted = set().union(*(a for f in EXPECTED_ACTIONS.values() for a in f.values()))
     assert {CALL_TO_ACTION[c] for c in calls} <= granted

@@ -12,8 +12,8 @@ import boto3
 import pytest
 from cfnlint.api import lint
 
-from clip_classifier.backfill import BatchInput
 from clip_classifier.exceptions import TransientBatchError
+from clip_classifier.jobs.backfill import BatchInput
 from clip_local.paths import REPO_ROOT
 from clip_local.step_functions import FunctionError, LocalStepFunctions, UnsupportedDefinition
 from clip_local.template import function_arn, load_template, resource, state_machine_definition

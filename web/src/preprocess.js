@@ -1,7 +1,7 @@
 // @ts-check
 /**
  * The embedder's image transform, in the browser, bit for bit as the Python exact path computes it
- * (layers/shared/clip_classifier/preprocess.py, itself equal to Hugging Face's CLIPImageProcessor):
+ * (layers/shared/clip_classifier/image/preprocess.py, itself equal to Hugging Face's CLIPImageProcessor):
  *
  *   RGBA → alpha composited onto white → shorter side resized (Pillow 13's resampling, ported exactly:
  *   the same filter, coefficient rounding, 22-bit fixed point and order of the two passes) →

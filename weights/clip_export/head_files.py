@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from clip_classifier.weights_format import FORMAT_NAME, FORMAT_VERSION, content_sha256, parse_weights
+from clip_classifier.head.weights_format import FORMAT_NAME, FORMAT_VERSION, content_sha256, parse_weights
 
 
 def head_document(

@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from clip_classifier.head import Head
-from clip_classifier.weights_format import parse_weights
+from clip_classifier.head.forward import Head
+from clip_classifier.head.weights_format import parse_weights
 
 from .head_files import head_document
 from .training_data import DataError, Dataset

@@ -46,9 +46,9 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from clip_classifier.cpu_features import detect_cpu_features
-from clip_classifier.head import Head
-from clip_classifier.manifest import QuantizationReport, RecipeFigures
+from clip_classifier.head.forward import Head
+from clip_classifier.model.cpu_features import detect_cpu_features
+from clip_classifier.model.manifest import QuantizationReport, RecipeFigures
 
 Feed = dict[str, np.ndarray]
 # The weight-only quantizer logs every node it visits at INFO.

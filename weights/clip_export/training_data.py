@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from clip_classifier import embedding_codec
-from clip_classifier.embedder import Embedder
 from clip_classifier.exceptions import ImageError
-from clip_classifier.preprocess import Preprocessor
+from clip_classifier.image.preprocess import Preprocessor
+from clip_classifier.model.embedder import Embedder
+from clip_classifier.storage import embedding_codec
 
 
 class DataError(SystemExit):

@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from clip_classifier.manifest import ModelManifest
-from clip_classifier.weights_format import WeightsDocument
+from clip_classifier.head.weights_format import WeightsDocument
+from clip_classifier.model.manifest import ModelManifest
 
 from .head_files import head_document
 from .text_model import TextModelManifest

@@ -15,7 +15,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
 
-from .exceptions import ClassifierError
+from clip_classifier.exceptions import ClassifierError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

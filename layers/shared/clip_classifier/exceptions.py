@@ -81,6 +81,18 @@ class MalformedBodyError(ClassifierError):
     code = "malformed_json"
 
 
+class BodyTooLargeError(ClassifierError):
+    """The request body is over the configured size in bytes (``MAX_BODY_BYTES``)."""
+
+    code = "body_too_large"
+
+
+class UnsupportedMediaTypeError(ClassifierError):
+    """The request body is sent as something other than JSON."""
+
+    code = "unsupported_media_type"
+
+
 class PictureConflictError(ClassifierError):
     """An API result would replace a result (or deletion) that came from an uploaded image."""
 

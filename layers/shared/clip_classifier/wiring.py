@@ -11,21 +11,22 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .aws import AwsClients
-from .manifest import load_manifest
-from .results_store import ResultsStore
-from .scoring import ScoringService, describe_embedder
-from .settings import FunctionSettings, RescoreSettings, ScoreSettings, UploadSettings
-from .weights_cache import WeightsCache
+from clip_classifier.api.scoring import ScoringService, describe_embedder
+from clip_classifier.aws import AwsClients
+from clip_classifier.head.weights_cache import WeightsCache
+from clip_classifier.model.manifest import load_manifest
+from clip_classifier.settings import FunctionSettings, RescoreSettings, ScoreSettings, UploadSettings
+from clip_classifier.storage.results_table import ResultsStore
+from clip_classifier.storage.weights_object import weights_cache_for
 
 if TYPE_CHECKING:
-    from .backfill import BackfillService
-    from .rescore import RescoreService
-    from .upload_classifier import UploadClassifier
+    from clip_classifier.jobs.backfill import BackfillService
+    from clip_classifier.jobs.rescore import RescoreService
+    from clip_classifier.jobs.upload import UploadClassifier
 
 
 def _weights(settings: FunctionSettings, clients: AwsClients) -> WeightsCache:
-    return WeightsCache(
+    return weights_cache_for(
         settings.weights_uri,
         s3=clients.s3,
         cache_dir=settings.cache_dir,
@@ -62,10 +63,11 @@ def build_upload_function(settings: UploadSettings, clients: AwsClients) -> Uplo
     """The upload pipeline with its model and head loaded and verified (the cold start)."""
     # Imported here, not at the top: the zip function imports this module and must never load
     # onnxruntime or Pillow, which only the container image ships.
-    from .embedder import Embedder
-    from .preprocess import ImageLimits, Preprocessor
-    from .s3_source import S3ObjectSource
-    from .upload_classifier import UploadClassifier
+    from clip_classifier.image.limits import ImageLimits
+    from clip_classifier.image.preprocess import Preprocessor
+    from clip_classifier.ingest.s3_source import S3ObjectSource
+    from clip_classifier.jobs.upload import UploadClassifier
+    from clip_classifier.model.embedder import Embedder
 
     start = time.perf_counter()
     embedder = Embedder(settings.model_path, threads=settings.intra_op_threads)
@@ -100,7 +102,7 @@ class BackfillFunction:
 def build_backfill_function(settings: UploadSettings, clients: AwsClients) -> BackfillFunction:
     """The backfill's batch function: the upload pipeline itself (same image, settings and ordering guard),
     driven by listed keys instead of S3 events."""
-    from .backfill import BackfillService
+    from clip_classifier.jobs.backfill import BackfillService
 
     upload = build_upload_function(settings, clients)
     return BackfillFunction(settings, BackfillService(upload.classifier), init_ms=upload.init_ms)
@@ -114,7 +116,8 @@ class RescoreFunction:
 
 def build_rescore_function(settings: RescoreSettings, clients: AwsClients) -> RescoreFunction:
     """The rescore function: the head, the table and the backfill lists; no model, no images."""
-    from .rescore import BackfillLists, RescoreService
+    from clip_classifier.jobs.rescore import RescoreService
+    from clip_classifier.storage.backfill_lists import BackfillLists
 
     manifest = load_manifest(settings.embedder_manifest)
     service = RescoreService(

@@ -1,0 +1,104 @@
+"""Feature scoring: the core behind the HTTP API (never sees a Lambda event)."""
+
+from __future__ import annotations
+
+from clip_classifier.api.models import (
+    BatchScoreResponse,
+    Classification,
+    EmbedderInfo,
+    ImageTransformInfo,
+    ModelInfo,
+    ScoreRequest,
+    ScoreResult,
+)
+from clip_classifier.api.score_request import validate_score_request
+from clip_classifier.exceptions import CorruptEmbeddingError, PictureConflictError, ResultNotFoundError
+from clip_classifier.head.result_fields import ResultFields
+from clip_classifier.model.manifest import ModelManifest
+from clip_classifier.ports import ApiResults, HeadProvider
+from clip_classifier.storage import embedding_codec
+from clip_classifier.storage.result_item import ClassificationItem, SourceInfo
+
+#: What a stored item shows clients: everything but the internal ordering and TTL attributes, and the
+#: embedding, which is decoded only when asked for.
+PUBLIC_ITEM_FIELDS = set(Classification.model_fields) - {"embedding"}
+
+
+class ScoringService:
+    def __init__(
+        self, weights: HeadProvider, store: ApiResults, *, max_batch_items: int, embedder: EmbedderInfo
+    ) -> None:
+        self.weights = weights
+        self.store = store
+        self.max_batch_items = max_batch_items
+        self.embedder = embedder
+
+    def score(self, request: ScoreRequest) -> ScoreResult | BatchScoreResponse:
+        """Validate the whole request, score it at once, then store the entries that have a pictureId.
+
+        Nothing is written unless the whole request is valid.
+        """
+        head = self.weights.get()
+        batch = validate_score_request(request, head, max_items=self.max_batch_items)
+        predictions = head.predict(batch.features)
+        fields = [ResultFields.from_prediction(p, head_version=head.version) for p in predictions]
+        items = [
+            ClassificationItem.classified(picture_id, result, source=SourceInfo(type="api"))
+            for picture_id, result in zip(batch.picture_ids, fields, strict=True)
+            if picture_id is not None
+        ]
+        try:
+            self.store.put_api_results(items)
+        except PictureConflictError as exc:
+            where = (
+                f"items[{batch.picture_ids.index(exc.picture_id)}].pictureId"
+                if batch.is_batch
+                else "pictureId"
+            )
+            raise PictureConflictError(exc.message, field=where, picture_id=exc.picture_id) from exc
+        results = [
+            ScoreResult(**dict(result), picture_id=picture_id, stored=picture_id is not None)
+            for picture_id, result in zip(batch.picture_ids, fields, strict=True)
+        ]
+        return BatchScoreResponse(items=results) if batch.is_batch else results[0]
+
+    def get(self, picture_id: str, *, include_embedding: bool = False) -> Classification:
+        item = self.store.get(picture_id)
+        if item is None:
+            raise ResultNotFoundError(f"no classification for pictureId '{picture_id}'")
+        result = Classification.model_validate(item.model_dump(include=PUBLIC_ITEM_FIELDS))
+        if include_embedding and item.embedding is not None:
+            try:
+                features = embedding_codec.head_input(
+                    item.embedding, embedding_codec.dimension(item.embedding)
+                )
+            except CorruptEmbeddingError as exc:
+                raise CorruptEmbeddingError(f"pictureId '{picture_id}': {exc.message}") from exc
+            result.embedding = features[0].tolist()
+        return result
+
+    def model_info(self) -> ModelInfo:
+        head = self.weights.get()
+        return ModelInfo(
+            classes=list(head.classes),
+            input_dim=head.input_dim,
+            input_normalization=head.input_normalization,
+            output=head.output,
+            head_type=head.head_type,
+            head_version=head.version,
+            max_batch_items=self.max_batch_items,
+            embedder=self.embedder,
+        )
+
+
+def describe_embedder(manifest: ModelManifest) -> EmbedderInfo:
+    """The API's description of the image embedder, from its manifest."""
+    return EmbedderInfo(
+        model_id=manifest.model_id,
+        revision=manifest.revision,
+        random_init=manifest.random_init,
+        model_sha256=manifest.model_sha256,
+        output_dim=manifest.output_dim,
+        quantization=manifest.quantization,
+        transform=ImageTransformInfo(**manifest.transform.model_dump()),
+    )

@@ -1,0 +1,61 @@
+"""The item's codec: :class:`ClassificationItem` ⇄ DynamoDB attribute values.
+
+Floats are written as ``Decimal`` built from the shortest string that round-trips the float32 value, so
+boto3's strict decimal context never raises ``Inexact``/``Rounded``; ``None`` fields are left out; binary
+attributes (the stored embedding) come back as ``bytes``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, cast
+
+import numpy as np
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+
+from clip_classifier.storage.result_item import ClassificationItem
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def to_decimal(value: float) -> Decimal:
+    """Exact, compact Decimal for a float32-valued number (no Inexact/Rounded in boto3's context)."""
+    return Decimal(str(np.float32(value)))
+
+
+def to_dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return to_decimal(value)
+    if isinstance(value, dict):
+        return {k: to_dynamo(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [to_dynamo(v) for v in value]
+    return value
+
+
+def from_dynamo(value: Any) -> Any:
+    if isinstance(value, Binary):
+        return bytes(cast(Any, value))  # Binary defines __bytes__ (its stub says str)
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and "." not in str(value) else float(value)
+    if isinstance(value, dict):
+        return {k: from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_dynamo(v) for v in value]
+    return value
+
+
+def serialize(record: ClassificationItem) -> dict[str, Any]:
+    plain = to_dynamo(record.model_dump(by_alias=True, exclude_none=True))
+    return {k: _serializer.serialize(v) for k, v in plain.items()}
+
+
+def deserialize(item: dict[str, Any]) -> ClassificationItem:
+    plain = {k: from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
+    return ClassificationItem.model_validate(plain)
+
+
+def to_attribute_value(value: Any) -> Any:
+    """One value (a number, a map, a list) as a DynamoDB attribute value, for an update expression."""
+    return _serializer.serialize(to_dynamo(value))

@@ -1,0 +1,102 @@
+"""The DynamoDB item: one classification result (or failure, or deletion marker) per ``pictureId``.
+
+This is the storage contract only. It holds internal fields (the S3 ``sequencer`` that orders writes, the
+TTL attribute ``expiresAt``) that clients never see: the API answers with
+:class:`~.api_models.Classification`, converted in :mod:`.scoring`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+
+from clip_classifier.camel import CamelModel
+from clip_classifier.head.result_fields import RankedLabel, ResultFields
+
+ItemStatus = Literal["classified", "failed", "deleted"]
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Stored(CamelModel):
+    # Items written by an older version may carry attributes this one no longer knows.
+    model_config = ConfigDict(extra="ignore")
+
+
+class ErrorInfo(_Stored):
+    code: str
+    message: str
+
+
+class SourceInfo(_Stored):
+    type: Literal["api", "s3"]
+    bucket: str | None = None
+    key: str | None = None
+    etag: str | None = None
+    version_id: str | None = None
+    size: int | None = None
+    event_time: str | None = None
+    #: The S3 version's LastModified (ISO-8601 UTC): how backfill writes are ordered (no sequencer there).
+    last_modified: str | None = None
+
+
+class ClassificationItem(_Stored):
+    picture_id: str = Field(min_length=1)
+    status: ItemStatus
+    classes: list[str] | None = None
+    probabilities: dict[str, float] | None = None
+    scores: dict[str, float] | None = None
+    top_label: str | None = None
+    top_probability: float | None = None
+    top: list[RankedLabel] | None = None
+    ambiguous: bool | None = None
+    head_version: str | None = None
+    embedder_version: str | None = None
+    #: The image's embedding (:mod:`.embedding_codec`), kept so a new head can re-score it; never logged
+    #: (``repr=False``) and returned by the API only when asked for.
+    embedding: bytes | None = Field(default=None, repr=False)
+    source: SourceInfo
+    #: Normalized S3 sequencer of the event that produced this item (absent for API results).
+    sequencer: str | None = None
+    error: ErrorInfo | None = None
+    created_at: str = Field(default_factory=utc_now)
+    updated_at: str = Field(default_factory=utc_now)
+    #: Epoch seconds; DynamoDB TTL removes deletion markers after a while.
+    expires_at: int | None = None
+
+    @classmethod
+    def classified(
+        cls,
+        picture_id: str,
+        result: ResultFields,
+        *,
+        source: SourceInfo,
+        embedder_version: str | None = None,
+        embedding: bytes | None = None,
+        sequencer: str | None = None,
+    ) -> ClassificationItem:
+        return cls(
+            picture_id=picture_id,
+            status="classified",
+            **dict(result),
+            embedder_version=embedder_version,
+            embedding=embedding,
+            source=source,
+            sequencer=sequencer,
+        )
+
+    @classmethod
+    def failed(
+        cls, picture_id: str, *, code: str, message: str, source: SourceInfo, sequencer: str | None = None
+    ) -> ClassificationItem:
+        return cls(
+            picture_id=picture_id,
+            status="failed",
+            error=ErrorInfo(code=code, message=message),
+            source=source,
+            sequencer=sequencer,
+        )

@@ -1,0 +1,77 @@
+"""bench/cost_model.py: DynamoDB's item-size rules, the stored embedding's cost, and the table it prints."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.cost_model import (
+    IMAGES,
+    PRICES,
+    Inputs,
+    attribute_size,
+    costs,
+    item_size,
+    main,
+    typical_item,
+    write_units,
+)
+from clip_classifier.head.forward import Head
+from clip_classifier.head.weights_format import parse_weights
+from clip_classifier.storage.item_codec import serialize
+from clip_local.paths import EXAMPLE_WEIGHTS
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [
+        ({"S": "abc"}, 3),
+        ({"S": "été"}, 5),  # UTF-8 bytes
+        ({"N": "123"}, 3),  # (3 significant digits + 1) // 2 + 1
+        ({"N": "0.0012300"}, 3),  # leading and trailing zeros are trimmed
+        ({"N": "-0.08224134"}, 5),
+        ({"B": b"\0" * 10}, 10),
+        ({"BOOL": True}, 1),
+        ({"L": [{"S": "ab"}, {"N": "1"}]}, 3 + (2 + 1) + (2 + 1)),  # 3 bytes, plus 1 per element
+        ({"M": {"a": {"S": "x"}}}, 3 + (1 + 1 + 1)),
+    ],
+)
+def test_attribute_sizes_follow_dynamodbs_rules(value: dict[str, object], size: int) -> None:
+    assert attribute_size(value) == size
+
+
+def test_the_embedding_adds_its_bytes_and_a_write_unit() -> None:
+    head = Head(parse_weights(EXAMPLE_WEIGHTS.read_bytes()))
+    with_embedding = item_size(serialize(typical_item(head, embedding=True)))
+    without = item_size(serialize(typical_item(head, embedding=False)))
+    assert with_embedding - without == len("embedding") + 1032
+    assert (write_units(without), write_units(with_embedding)) == (2, 3)  # measured 1,167 B and 2,208 B
+    assert write_units(1024) == 1 and write_units(1025) == 2
+
+
+def test_costs_add_up_from_the_prices() -> None:
+    inputs = Inputs(
+        memory_mb=1769,
+        image_ms=60,
+        io_ms=30,
+        rescore_ms=0.07,
+        put_ms=5,
+        item_bytes=2208,
+        item_bytes_without_embedding=1167,
+    )
+    table = costs(inputs)
+    assert table["event path"]["DynamoDB writes"] == pytest.approx(IMAGES * 3 * PRICES["dynamodb_write_unit"])
+    assert table["event path"]["Lambda duration"] == pytest.approx(
+        IMAGES * 1769 / 1024 * 0.090 * PRICES["lambda_gb_second"]
+    )
+    assert all(v >= 0 for terms in table.values() for v in terms.values())
+    assert sum(table["backfill"].values()) > sum(
+        table["event path"].values()
+    )  # listing, HEAD and Step Functions on top
+
+
+def test_the_command_measures_and_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--io-ms", "30"]) == 0
+    out = capsys.readouterr().out
+    for path in ("event path", "backfill", "rescore"):
+        assert f"{path:<12} total (dominant: " in out
+    assert "2208 B = 3 write units with the embedding" in out
