@@ -3,41 +3,33 @@
 Each function reads exactly the variables it uses, named after the field in upper case
 (``results_table`` ← ``RESULTS_TABLE``). Required fields have no default, so a function whose environment
 lacks one fails at cold start with the variable's name (:func:`load_settings`). An empty variable counts as
-unset. Tests and the local stack build settings objects directly with keyword arguments, which beat the
-environment.
+unset. The settings are plain pydantic models validated from an explicit mapping (the process environment
+by default): tests and the local stack pass the template's variables, or build a settings object directly
+with keyword arguments.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    NoDecode,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from clip_classifier.exceptions import ConfigurationError
+from clip_classifier.image.limits import (
+    DEFAULT_MAX_DECODE_SECONDS,
+    DEFAULT_MAX_IMAGE_BYTES,
+    DEFAULT_MAX_IMAGE_PIXELS,
 )
-from pydantic_settings.sources.utils import parse_env_vars
-
-from .exceptions import ConfigurationError
-from .results_store import MAX_TRANSACTION_ITEMS
+from clip_classifier.limits import MAX_TRANSACTION_ITEMS
 
 #: Lambda's only writable place; both functions keep the head weights here.
 DEFAULT_CACHE_DIR = Path("/tmp/clip-classifier")  # noqa: S108 - Lambda's /tmp
-#: Upload limits (template parameters MaxImageBytes / MaxImagePixels default to the same values).
-DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
-DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
-#: CPU seconds one image may take to decode: the slowest valid image at the limits takes about 3.3 s
-#: (``bench/decode_limits.py``); the function's timeout is 60 s.
-DEFAULT_MAX_DECODE_SECONDS = 15.0
 
-CommaSeparated = Annotated[tuple[str, ...], NoDecode]
+#: A comma-separated variable (``.jpg, .png``), as a tuple.
+CommaSeparated = tuple[str, ...]
 
 
 def _split(value: Any, *, lower: bool = False) -> Any:
@@ -47,40 +39,10 @@ def _split(value: Any, *, lower: bool = False) -> Any:
     return value
 
 
-#: The variables :func:`load_settings` was given, read instead of ``os.environ`` while it builds.
-_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("clip_classifier_environ", default=None)
+class FunctionSettings(BaseModel):
+    """What every function needs: the results table and the head weights."""
 
-
-class _EnvironSource(EnvSettingsSource):
-    """pydantic-settings' environment source over an explicit mapping when one is given, so both paths
-    parse values identically."""
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        environ = _ENVIRON.get()
-        return parse_env_vars(
-            os.environ if environ is None else environ,
-            self.case_sensitive,
-            self.env_ignore_empty,
-            self.env_parse_none_str,
-        )
-
-
-class FunctionSettings(BaseSettings):
-    """What both functions need: the results table and the head weights."""
-
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_ignore_empty=True)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Keyword arguments, then the environment; no .env files or secret directories on Lambda.
-        return (init_settings, _EnvironSource(settings_cls))
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     results_table: str = Field(min_length=1, description="DynamoDB table of classification results.")
     weights_uri: str = Field(min_length=1, description="s3://bucket/key or a local path of the head.")
@@ -149,17 +111,18 @@ def load_settings(cls: type[S], environ: Mapping[str, str] | None = None) -> S:
     """``cls`` from ``environ`` (default: the process environment), or a :class:`ConfigurationError`
     naming every variable that is missing or malformed.
 
-    An explicit mapping is read alone — the process environment is not consulted — so the local stack and
-    tests configure a function from the template's variables without touching ``os.environ``.
+    Only the variables of ``cls``'s own fields are read (``RESULTS_TABLE`` for ``results_table``); an
+    empty one counts as unset. An explicit mapping is read alone — the process environment is not
+    consulted — so the local stack and tests configure a function from the template's variables without
+    touching ``os.environ``.
     """
-    token = _ENVIRON.set(environ)
+    source = os.environ if environ is None else environ
+    values = {name: source[name.upper()] for name in cls.model_fields if source.get(name.upper(), "") != ""}
     try:
-        return cls()  # type: ignore[call-arg]  # required fields come from the environment
+        return cls.model_validate(values)
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False):
             name = str(err["loc"][0]).upper() if err["loc"] else "environment"
             problems.append(f"{name} is required" if err["type"] == "missing" else f"{name}: {err['msg']}")
         raise ConfigurationError(f"invalid configuration: {'; '.join(problems)}") from exc
-    finally:
-        _ENVIRON.reset(token)
