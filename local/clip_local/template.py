@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
+from cfnlint.decode import decode
 
 from .apigw import Route
 from .paths import REPO_ROOT, TEMPLATE
@@ -19,31 +20,19 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader that keeps CloudFormation short-form tags (!Ref, !Sub, ...) as ``{"Fn::X": ...}``."""
-
-
-def _cfn_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt" and isinstance(value, str):
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    elif isinstance(node, yaml.MappingNode):
-        value = loader.construct_mapping(node, deep=True)
-    else:
-        raise yaml.YAMLError(f"unexpected node for !{suffix}")
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _cfn_tag)
+@functools.cache
+def _decoded(path: Path) -> str:
+    """The template as JSON text, read once per process by cfn-lint's own CloudFormation decoder (short-form
+    tags such as ``!Ref`` and ``!GetAtt A.B`` become ``{"Ref": ...}`` and ``{"Fn::GetAtt": [A, B]}``)."""
+    template, problems = decode(str(path))
+    if problems or template is None:
+        raise ValueError(f"{path} cannot be read: {'; '.join(str(p) for p in problems)}")
+    return json.dumps(template)
 
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as fh:
-        template: dict[str, Any] = yaml.load(fh, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    """The template as plain data (a fresh copy: callers may change it)."""
+    template: dict[str, Any] = json.loads(_decoded(path))
     return template
 
 

@@ -12,27 +12,22 @@ from typing import Literal
 
 import numpy as np
 import onnxruntime as ort
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from clip_classifier.manifest import file_sha256
+from clip_classifier.model.manifest import ExportedModel, file_sha256
 
 from .text_tokens import TextTokens
 
 TEXT_INPUT, TEXT_OUTPUT = "input_ids", "text_embeds"
 
 
-class TextModelManifest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+class TextModelManifest(ExportedModel):
+    """The text tower, exported beside the image tower it pairs with."""
 
     format: Literal["clip-text-embedder"] = "clip-text-embedder"
     format_version: Literal[1] = 1
-    model_id: str
-    revision: str
-    config_name: str
-    random_init: bool
     input_name: str = TEXT_INPUT
     output_name: str = TEXT_OUTPUT
-    output_dim: int = Field(ge=1)
     context_length: int = Field(ge=2)
     tokenizer_file: str = "tokenizer.json"
     pad_id: int
@@ -40,11 +35,8 @@ class TextModelManifest(BaseModel):
     logit_scale: float = Field(gt=0)
     quantization: Literal["none", "int8-dynamic"]
     model_file: str = "model.onnx"
-    model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     #: sha256 of every vision model file exported with this tower (fp32 and int8): the pairing.
     vision_model_sha256: list[str]
-    parity: dict[str, float] = Field(default_factory=dict)
-    created_at: str
     exported_by: str = "weights/export_clip_onnx.py --text"
 
 
