@@ -45,8 +45,13 @@ model: install
 	$(PIP) install -q --disable-pip-version-check -e '.[dev,export]'
 	$(PY) weights/export_clip_onnx.py --model-id $(MODEL_ID) --out $(MODEL_OUT) --text
 
+# About 8 minutes on 2 cores: a heading per stage, pytest's progress within each.
 test: install web
-	$(PY) -m pytest -m "not export" -q
+	@echo "== unit tests (tests/unit, tests/docs: about 3 minutes)"
+	$(PY) -m pytest -m "not export" -q tests/unit tests/docs
+	@echo "== integration tests on the local stack (tests/integration: about 4 minutes)"
+	$(PY) -m pytest -m "not export" -q tests/integration
+	@echo "== the browser client's own tests (web/test, Node)"
 	cd web && npm test --silent
 
 # Needs the 'export' extra (torch 2.13.0 CPU); run by .ci/run.

@@ -6,6 +6,7 @@ README quotes next to them: logistic regression on the raw 64 pixels, on the sam
 chosen on the same validation rows. Needs the 'train' and 'export' extras::
 
     python -m bench.bench_digits --model-dir bench/.cache/vit-b-32/int8
+    python -m bench.bench_digits --write-folders /tmp/digits    # only the PNG class folders, for the trainer
 """
 
 from __future__ import annotations
@@ -62,7 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, default=TINY_MODEL_DIR / "int8")
     parser.add_argument("--limit", type=int, help="only the first N digits (a quick run)")
     parser.add_argument("--head-type", default="all")
+    parser.add_argument(
+        "--write-folders",
+        type=Path,
+        metavar="DIR",
+        help="write the digits as PNG class folders to DIR and stop",
+    )
     args = parser.parse_args(argv)
+    if args.write_folders is not None:
+        _, labels = write_digits(args.write_folders, args.limit)
+        print(f"wrote {len(labels)} digits as PNG class folders under {args.write_folders}")
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         pixels, labels = write_digits(root / "digits", args.limit)
