@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clip_classifier.exceptions import ConfigurationError
+from clip_classifier.exceptions import WeightsMismatchError
 from clip_classifier.image.preprocess import Preprocessor
 from clip_classifier.model.embedder import Embedder
 from clip_classifier.model.manifest import load_manifest
@@ -62,29 +62,19 @@ def test_committed_tiny_model_is_what_the_script_makes(tmp_path: Path) -> None:
 
 
 def test_an_embedder_that_does_not_fit_the_head_is_refused(tmp_path: Path) -> None:
-    """A 768-d L/14-shaped model with the 512-input head: a clear configuration error, not a guess."""
-    from clip_classifier.head.forward import Head
-    from clip_classifier.image.limits import ImageLimits
-    from clip_classifier.ingest.s3_event import ObjectEvent
-    from clip_classifier.jobs.upload import UploadClassifier
-    from clip_classifier.storage.results_table import ResultsStore
+    """A 768-d L/14-shaped model with the 512-input head: a clear error naming both, not a guess."""
+    from clip_classifier.head.fit import ServedEmbedder
     from clip_classifier.storage.weights_object import weights_cache_for
     from clip_local.paths import EXAMPLE_WEIGHTS
 
     export("tiny-l14", tmp_path)
     embedder = Embedder(tmp_path / "int8" / "model.onnx")
-    weights = weights_cache_for(str(EXAMPLE_WEIGHTS), s3=None, cache_dir=tmp_path / "cache")
-    assert isinstance(weights.get(), Head)
-    classifier = UploadClassifier(
-        source=object(),  # type: ignore[arg-type]
-        store=ResultsStore("unused", object()),  # type: ignore[arg-type]
-        weights=weights,
-        embedder=embedder,
-        preprocessor=Preprocessor(embedder.manifest.transform, ImageLimits()),
-    )
-    event = ObjectEvent(event_name="ObjectCreated:Put", bucket="bucket", key="k.jpg", sequencer="01")
-    with pytest.raises(ConfigurationError, match="the embedder outputs 768 values but the head expects 512"):
-        classifier.process(event)
+    served = ServedEmbedder(output_dim=embedder.output_dim, model_sha256=embedder.version)
+    weights = weights_cache_for(str(EXAMPLE_WEIGHTS), s3=None, cache_dir=tmp_path / "cache", served=served)
+    with pytest.raises(
+        WeightsMismatchError, match="expects 512 features but the embedder this function serves"
+    ):
+        weights.get()
 
 
 def test_a_saved_hugging_face_checkpoint_exports_with_its_own_processor_config(tmp_path: Path) -> None:

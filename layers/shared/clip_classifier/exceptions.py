@@ -41,6 +41,18 @@ class WeightsFormatError(WeightsError):
     code = "weights_invalid"
 
 
+class WeightsTooLargeError(WeightsFormatError):
+    """The weights file is over the size any function downloads or parses."""
+
+    code = "weights_too_large"
+
+
+class WeightsMismatchError(WeightsError):
+    """The head is valid but not for the embedder this function serves (another dimension or model)."""
+
+    code = "weights_mismatch"
+
+
 class WeightsNotFoundError(WeightsError):
     code = "weights_not_found"
 
@@ -60,6 +72,13 @@ class WeightsUnavailableError(WeightsError):
 
     code = "weights_unavailable"
     transient = True
+
+
+class HeadInputError(ClassifierError):
+    """The head was given a vector it cannot score (a zero vector, the wrong shape): a caller's fault, never
+    a result."""
+
+    code = "head_input_invalid"
 
 
 # --- input features -----------------------------------------------------------------------------------

@@ -10,3 +10,7 @@ from __future__ import annotations
 MAX_TRANSACTION_ITEMS = 100
 #: The most keys one DynamoDB ``BatchGetItem`` call takes.
 MAX_BATCH_GET_KEYS = 100
+#: DynamoDB's largest item: a stored result (its classes, two per-class figures, the embedding) must fit.
+DYNAMODB_ITEM_BYTES = 400 * 1024
+#: The largest response of a synchronously invoked Lambda function: a full batch of API results must fit.
+LAMBDA_RESPONSE_BYTES = 6 * 1024 * 1024

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 from clip_classifier.api.scoring import ScoringService, describe_embedder
 from clip_classifier.aws import AwsClients
+from clip_classifier.head.fit import ServedEmbedder
 from clip_classifier.head.weights_cache import WeightsCache
-from clip_classifier.model.manifest import load_manifest
+from clip_classifier.model.manifest import ModelManifest, load_manifest
 from clip_classifier.settings import FunctionSettings, RescoreSettings, ScoreSettings, UploadSettings
 from clip_classifier.storage.results_table import ResultsStore
 from clip_classifier.storage.weights_object import weights_cache_for
@@ -25,13 +26,19 @@ if TYPE_CHECKING:
     from clip_classifier.jobs.upload import UploadClassifier
 
 
-def _weights(settings: FunctionSettings, clients: AwsClients) -> WeightsCache:
+def _weights(settings: FunctionSettings, clients: AwsClients, served: ServedEmbedder) -> WeightsCache:
+    """The function's head, refused at load and every refresh unless it fits ``served``."""
     return weights_cache_for(
         settings.weights_uri,
         s3=clients.s3,
         cache_dir=settings.cache_dir,
         refresh_seconds=settings.weights_refresh_seconds,
+        served=served,
     )
+
+
+def _served(manifest: ModelManifest) -> ServedEmbedder:
+    return ServedEmbedder(output_dim=manifest.output_dim, model_sha256=manifest.model_sha256)
 
 
 @dataclass(frozen=True)
@@ -42,11 +49,12 @@ class ScoreFunction:
 
 def build_score_function(settings: ScoreSettings, clients: AwsClients) -> ScoreFunction:
     """The scoring API's dependencies. The head is loaded at the first request that needs it."""
+    manifest = load_manifest(settings.embedder_manifest)
     service = ScoringService(
-        _weights(settings, clients),
+        _weights(settings, clients, _served(manifest)),
         ResultsStore(settings.results_table, clients.dynamodb),
         max_batch_items=settings.max_batch_items,
-        embedder=describe_embedder(load_manifest(settings.embedder_manifest)),
+        embedder=describe_embedder(manifest),
     )
     return ScoreFunction(settings, service)
 
@@ -76,7 +84,7 @@ def build_upload_function(settings: UploadSettings, clients: AwsClients) -> Uplo
         max_pixels=settings.max_image_pixels,
         max_decode_seconds=settings.max_decode_seconds,
     )
-    weights = _weights(settings, clients)
+    weights = _weights(settings, clients, _served(embedder.manifest))
     weights.get()  # load (and verify) the head now rather than inside the first record's timings
     classifier = UploadClassifier(
         source=S3ObjectSource(clients.s3, max_bytes=limits.max_bytes),
@@ -122,12 +130,11 @@ def build_rescore_function(settings: RescoreSettings, clients: AwsClients) -> Re
     manifest = load_manifest(settings.embedder_manifest)
     service = RescoreService(
         ResultsStore(settings.results_table, clients.dynamodb),
-        _weights(settings, clients),
+        _weights(settings, clients, _served(manifest)),
         BackfillLists(
             clients.s3, settings.reports_bucket, settings.reports_prefix, source_bucket=settings.upload_bucket
         ),
         embedder_version=manifest.model_sha256,
-        embedder_dim=manifest.output_dim,
         page_size=settings.page_size,
     )
     return RescoreFunction(settings, service)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from clip_classifier.exceptions import HeadInputError
 from clip_classifier.head.forward import Head
 from clip_classifier.head.weights_format import parse_weights
 from clip_local.paths import EXAMPLE_WEIGHTS
@@ -44,12 +45,13 @@ def test_l2_normalization_makes_scale_irrelevant(head: Head) -> None:
 
 
 def test_the_head_refuses_what_it_cannot_compute(head: Head) -> None:
-    """Pure math: request validation is score_request's job; the head only guards its own preconditions."""
-    with pytest.raises(ValueError, match=r"expected a \[N, 512\] batch"):
+    """Pure math: request validation is score_request's job; the head only guards its own preconditions,
+    with a classifier error (so an upload's other records are still processed), never a bare ValueError."""
+    with pytest.raises(HeadInputError, match=r"expected a \[N, 512\] batch"):
         head.forward(np.ones((1, 511), dtype=np.float32))
-    with pytest.raises(ValueError, match="all-zero"):
+    with pytest.raises(HeadInputError, match="all-zero"):
         head.forward(np.zeros((1, 512), dtype=np.float32))
-    with pytest.raises(ValueError, match="all-zero"):
+    with pytest.raises(HeadInputError, match="all-zero"):
         head.forward(np.vstack([np.ones(512), np.zeros(512)]).astype(np.float32))
 
 

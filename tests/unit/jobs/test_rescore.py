@@ -15,7 +15,7 @@ import boto3
 import numpy as np
 import pytest
 
-from clip_classifier.exceptions import ConfigurationError, InvalidBatchError
+from clip_classifier.exceptions import InvalidBatchError, WeightsMismatchError
 from clip_classifier.head.forward import Head
 from clip_classifier.head.result_fields import ResultFields
 from clip_classifier.head.weights_format import parse_weights
@@ -262,7 +262,7 @@ def test_bad_requests_and_a_head_for_another_embedder(
         EMBEDDER_MANIFEST=str(wide),
     )
     with pytest.raises(
-        ConfigurationError, match="the head expects 512 values but the deployed embedder outputs 768"
+        WeightsMismatchError, match="expects 512 features but the embedder this function serves"
     ):
         other.service.run(request())
 

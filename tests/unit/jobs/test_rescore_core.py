@@ -44,9 +44,7 @@ def new_head() -> Head:
 
 
 def service(results: InMemoryResultStore, head: Head, lists: InMemoryBackfillLists) -> RescoreService:
-    return RescoreService(
-        results, FixedHead(head), lists, embedder_version=EMBEDDER, embedder_dim=512, page_size=4
-    )
+    return RescoreService(results, FixedHead(head), lists, embedder_version=EMBEDDER, page_size=4)
 
 
 def request(**changes: Any) -> RescoreRequest:

@@ -4,15 +4,17 @@ and what raises for a retry instead of being recorded."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from clip_classifier.exceptions import ConfigurationError, InvocationTimeoutError, TransientSourceError
-from clip_classifier.head.forward import Head
-from clip_classifier.head.weights_format import parse_weights
+from clip_classifier.exceptions import InvocationTimeoutError, TransientSourceError, WeightsMismatchError
+from clip_classifier.head.fit import ServedEmbedder
+from clip_classifier.head.weights_cache import LocalWeightsFile, WeightsCache
 from clip_classifier.ingest.s3_event import ObjectEvent
 from clip_classifier.jobs.upload import UploadClassifier
+from clip_classifier.model.embedder import Embedder
 from clip_classifier.storage import embedding_codec
 from clip_local.paths import REPO_ROOT
 from tests.fakes.heads import FixedHead
@@ -150,10 +152,17 @@ def test_other_buckets_and_keys_outside_the_prefix_are_ignored(
     assert results.items == {} and objects.calls == []
 
 
-def test_a_head_for_another_embedder_is_a_configuration_error(
-    classifier: UploadClassifier, objects: InMemoryObjectSource, head: FixedHead
+def test_a_head_for_another_embedder_is_refused_where_it_is_loaded(
+    classifier: UploadClassifier, objects: InMemoryObjectSource, embedder: Embedder, tmp_path: Path
 ) -> None:
-    head.head = Head(parse_weights(encode(small_doc(input_dim=4))))
+    """The upload job serves what its head provider gives; the provider the function builds (a weights
+    cache checked against this embedder) refuses a head of another dimension or another model."""
+    served = ServedEmbedder(output_dim=embedder.output_dim, model_sha256=embedder.version)
+    narrow = tmp_path / "narrow.json"
+    narrow.write_bytes(encode(small_doc(input_dim=4)))
+    classifier.weights = WeightsCache(LocalWeightsFile(narrow), cache_dir=tmp_path, served=served)
     version = objects.put(BUCKET, "uploads/a.jpg", JPEG)
-    with pytest.raises(ConfigurationError, match="outputs 512 values but the head expects 4"):
+    with pytest.raises(
+        WeightsMismatchError, match="expects 4 features but the embedder this function serves"
+    ):
         classifier.process(created("uploads/a.jpg", version, "10"))

@@ -1,11 +1,17 @@
 """The classification head: a NumPy float32 forward pass over a :class:`WeightsDocument`.
 
 Pure math: it takes an already validated ``[N, input_dim]`` float32 batch (the API validates requests in
-:mod:`.score_request`; the embedder's output has the model's shape) and raises ``ValueError`` only for a
-batch of the wrong shape or a vector it cannot L2-normalise.
+:mod:`clip_classifier.api.score_request`; the embedder's output has the model's shape).
 
 Weights are converted once (per container) into contiguous ``[in, out]`` matrices so a forward pass is a
-few BLAS calls: ~10 µs for one vector, ~1 ms for 1,000 (``bench/bench_head.py``).
+few BLAS calls: ~20 µs for one vector, ~2 ms for 1,000 (``bench/bench_head.py``).
+
+**Every finite input gives a finite distribution that sums to 1.** The float32 pass covers every row it
+can; a row it cannot finish finitely — an activation past float32's range, an L2 norm that overflows or
+underflows, sigmoids that all round to 0 (0/0 after normalisation) — is computed again in float64, with the
+sigmoids normalised in log space. The weights format refuses heads whose activations could leave float64's
+range (:func:`~clip_classifier.head.weights_format.activation_bound`), so that pass always ends finite.
+What the head cannot score at all (a zero vector, the wrong shape) is a :class:`HeadInputError`.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from clip_classifier.arrays import F32
-from clip_classifier.exceptions import WeightsFormatError
+from clip_classifier.exceptions import HeadInputError, WeightsFormatError
 from clip_classifier.head.weights_format import WeightsDocument
 
 
@@ -59,6 +65,8 @@ class Head:
         self.version = doc.content_sha256
         self.head_type = doc.head_type
         self.ambiguity = doc.ambiguity
+        #: The embedders (model sha256) the head was made for; empty: any of ``input_dim``.
+        self.embedders: tuple[str, ...] = tuple(doc.provenance.embedder_sha256)
         # The fast paths run "linear (relu linear)* final" with W^T stored [in, out] contiguous, so that
         # x @ W^T + b matches torch.nn.Linear. Any other stack is refused here rather than run slowly.
         kinds = [layer.type for layer in doc.layers]
@@ -81,27 +89,35 @@ class Head:
 
         Hot path (see bench/bench_head.py), so it avoids temporaries: the L2 norm is applied after the first
         linear layer (W·(x/n) = (W·x)/n on the narrower output), activations work in place, and the sigmoid
-        is computed as 0.5·tanh(x/2)+0.5, which cannot overflow and needs no ``np.errstate`` context.
+        is computed as 0.5·tanh(x/2)+0.5. Rows it cannot finish finitely are redone by :meth:`_exact`.
         """
         if batch.ndim != 2 or batch.shape[1] != self.input_dim:
-            raise ValueError(f"expected a [N, {self.input_dim}] batch, got shape {batch.shape}")
-        if batch.shape[0] == 1:
-            scores = self._forward_vector(batch[0])[None, :]
-        else:
-            scores = self._forward_batch(batch)
-        if self.output == "sigmoid_normalized":
-            probabilities = scores / scores.sum(axis=1, keepdims=True)
-        else:
-            probabilities = scores
+            raise HeadInputError(f"expected a [N, {self.input_dim}] batch, got shape {batch.shape}")
+        # Overflow and 0/0 are caught below, row by row: no warnings from the fast path.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            if batch.shape[0] == 1:
+                scores = self._forward_vector(batch[0])[None, :]
+            else:
+                scores = self._forward_batch(batch)
+            if self.output == "sigmoid_normalized":
+                probabilities = scores / scores.sum(axis=1, keepdims=True)
+            else:
+                probabilities = scores
+        unfinished = ~np.isfinite(probabilities).all(axis=1)
+        if unfinished.any():
+            if probabilities is scores:
+                scores = scores.copy()
+            probabilities = probabilities.copy() if probabilities is not scores else scores
+            for row in np.flatnonzero(unfinished):
+                scores[row], probabilities[row] = self._exact(batch[row])
         return scores, probabilities
 
     def _forward_vector(self, x: F32) -> F32:
         scale = 1.0
         if self.input_normalization == "l2":
             squared = float(np.dot(x, x))
-            if squared <= 0.0:
-                raise ValueError("cannot L2-normalise an all-zero vector")
-            scale = 1.0 / math.sqrt(squared)
+            # 0 (underflow, or a zero vector) or inf (overflow): NaN here, redone exactly by _exact.
+            scale = 1.0 / math.sqrt(squared) if 0.0 < squared < math.inf else math.nan
         h = np.dot(x, self._linears[0][0])
         if scale != 1.0:
             h *= scale
@@ -111,9 +127,7 @@ class Head:
         scale = None
         if self.input_normalization == "l2":
             squared = np.einsum("ij,ij->i", x, x)
-            if not (squared > 0).all():
-                raise ValueError("cannot L2-normalise an all-zero vector")
-            scale = (1.0 / np.sqrt(squared))[:, None]
+            scale = np.where((squared > 0) & np.isfinite(squared), 1.0 / np.sqrt(squared), np.nan)[:, None]
         h = x @ self._linears[0][0]
         if scale is not None:
             h *= scale
@@ -131,6 +145,37 @@ class Head:
                 h += bias
         self._activate(self._final, h)
         return h
+
+    def _exact(self, x: F32) -> tuple[F32, F32]:
+        """One row in float64, normalised in log space: finite for every finite input of a valid head."""
+        h = x.astype(np.float64)
+        if self.input_normalization == "l2":
+            peak = float(np.abs(h).max()) if h.size else 0.0
+            if not peak > 0.0 or not math.isfinite(peak):
+                raise HeadInputError("cannot L2-normalise an all-zero or non-finite vector")
+            h = h / peak  # scale first, so the squares can neither overflow nor underflow
+            h /= math.sqrt(float(np.dot(h, h)))
+        elif not np.isfinite(h).all():
+            raise HeadInputError("the input has a value that is not a finite number")
+        last = len(self._linears) - 1
+        for i, (weight_t, bias, _) in enumerate(self._linears):
+            h = h @ weight_t.astype(np.float64) + bias.astype(np.float64)
+            if i < last:
+                np.maximum(h, 0.0, out=h)
+        if self._final == "sigmoid":
+            log_scores = -np.logaddexp(0.0, -h)  # log σ(z), exact for any finite z
+            scores = np.exp(log_scores)
+            if self.output == "sigmoid_normalized":
+                # σ_i / Σσ_j as a softmax of log σ: the largest term is exp(0) = 1, so the sum is in [1, K]
+                # and no term is lost to rounding however small the sigmoids are.
+                relative = np.exp(log_scores - log_scores.max())
+                probabilities = relative / relative.sum()
+            else:
+                probabilities = scores
+        else:
+            z = np.exp(h - h.max())
+            scores = probabilities = z / z.sum()
+        return scores.astype(np.float32), probabilities.astype(np.float32)
 
     @staticmethod
     def _activate(kind: str, x: F32) -> None:

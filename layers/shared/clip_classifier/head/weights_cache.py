@@ -30,10 +30,12 @@ from clip_classifier.exceptions import (
     WeightsAccessDeniedError,
     WeightsError,
     WeightsNotFoundError,
+    WeightsTooLargeError,
     WeightsUnavailableError,
 )
+from clip_classifier.head.fit import ServedEmbedder, check_head_fits
 from clip_classifier.head.forward import Head
-from clip_classifier.head.weights_format import parse_weights
+from clip_classifier.head.weights_format import MAX_WEIGHTS_BYTES, parse_weights
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +54,21 @@ class WeightsSource(Protocol):
         ...
 
     def version_tag(self) -> str:
-        """A cheap check of which version is there now (an ETag): a new tag means fetch again."""
+        """A cheap check of which version is there now (an ETag): a new tag means fetch again. A file over
+        :data:`MAX_WEIGHTS_BYTES` is refused here, before a byte of it is read."""
         ...
 
     def fetch(self) -> tuple[bytes, str]:
-        """The file's content and the version tag of what was read."""
+        """The file's content and the version tag of what was read (at most :data:`MAX_WEIGHTS_BYTES`)."""
         ...
+
+
+def check_size(size: int, location: str) -> None:
+    """Refuse a weights file over the limit from its size alone (before it is downloaded or read)."""
+    if size > MAX_WEIGHTS_BYTES:
+        raise WeightsTooLargeError(
+            f"weights file {location} is {size:,} bytes; the limit is {MAX_WEIGHTS_BYTES:,}"
+        )
 
 
 class LocalWeightsFile:
@@ -74,12 +85,14 @@ class LocalWeightsFile:
             stat = self.path.stat()
         except FileNotFoundError as exc:
             raise WeightsNotFoundError(f"weights file {self.path} does not exist") from exc
+        check_size(stat.st_size, self.location)
         return f"{stat.st_mtime_ns}-{stat.st_size}"
 
     def fetch(self) -> tuple[bytes, str]:
         tag = self.version_tag()
         try:
-            return self.path.read_bytes(), tag
+            with self.path.open("rb") as fh:
+                return fh.read(MAX_WEIGHTS_BYTES + 1), tag
         except FileNotFoundError as exc:
             raise WeightsNotFoundError(f"weights file {self.path} does not exist") from exc
         except PermissionError as exc:
@@ -87,7 +100,11 @@ class LocalWeightsFile:
 
 
 class WeightsCache:
-    """Serves a verified :class:`Head` from one weights source (the head provider of every service)."""
+    """Serves a verified :class:`Head` from one weights source (the head provider of every service).
+
+    With ``served`` (every deployed function passes its embedder), a head that does not fit it is refused
+    at load and at every refresh: :func:`~clip_classifier.head.fit.check_head_fits`.
+    """
 
     def __init__(
         self,
@@ -96,8 +113,10 @@ class WeightsCache:
         cache_dir: Path,
         refresh_seconds: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        served: ServedEmbedder | None = None,
     ) -> None:
         self.source = source
+        self.served = served
         self.cache_dir = cache_dir
         self.refresh_seconds = refresh_seconds
         self._clock = clock
@@ -145,7 +164,7 @@ class WeightsCache:
         cached = self._cache_path(tag)
         if self.source.remote and cached.exists():
             try:
-                return Head(parse_weights(cached.read_bytes(), location=f"{self.uri} (cached {cached})")), tag
+                return self._head_of(cached.read_bytes(), f"{self.uri} (cached {cached})"), tag
             except (WeightsError, OSError) as exc:
                 # A damaged cache is not the object's fault: drop it and fetch a fresh copy.
                 logger.warning(
@@ -157,7 +176,7 @@ class WeightsCache:
     def _fetch(self) -> tuple[Head, str]:
         raw, tag = self.source.fetch()
         self.downloads += 1
-        head = Head(parse_weights(raw, location=self.uri))  # verify before anything touches the disk
+        head = self._head_of(raw, self.uri)  # verify before anything touches the disk
         if self.source.remote:
             target = self._cache_path(tag)
             self._write_atomically(target, raw)
@@ -166,6 +185,12 @@ class WeightsCache:
                 if stale != target:
                     stale.unlink(missing_ok=True)
         return head, tag
+
+    def _head_of(self, raw: bytes, location: str) -> Head:
+        head = Head(parse_weights(raw, location=location))
+        if self.served is not None:
+            check_head_fits(head, self.served, location=self.uri)
+        return head
 
     def _write_atomically(self, target: Path, raw: bytes) -> None:
         try:

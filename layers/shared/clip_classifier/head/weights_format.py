@@ -25,19 +25,80 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
 
-from clip_classifier.exceptions import WeightsFormatError, WeightsIntegrityError
+from clip_classifier.exceptions import WeightsFormatError, WeightsIntegrityError, WeightsTooLargeError
+from clip_classifier.head.labels import classes_problem
 
 FORMAT_NAME = "clip-head-weights"
 FORMAT_VERSION = 1
+#: The largest weights file any function downloads or parses. Parsed, a file takes at most about 11 times
+#: its size in memory (worst case: short floats, each a Python object): ~190 MB here, well within the API
+#: function's 512 MB (``python -m bench.head_limits`` measures it). A 512→256→128→1000 MLP is 3.5 MB.
+MAX_WEIGHTS_BYTES = 16 * 1024 * 1024
+#: Integer literals longer than this are refused (Python would build them digit by digit; no weight needs it).
+MAX_INT_DIGITS = 20
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: A head whose activations can grow past this for an allowed input is refused: its float64 forward pass
+#: (the fallback when float32 overflows) must stay finite on every finite input.
+MAX_ACTIVATION = 1e300
 
-Number = StrictFloat | StrictInt
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+def _numbers(value: Any, dims: int) -> np.ndarray:
+    """A JSON array of numbers (``dims`` deep) as float32, or ``ValueError`` saying which element is wrong:
+    numbers only (no strings, booleans or null), finite, within float32's range."""
+    if isinstance(value, np.ndarray):  # built in Python (tools, tests): same checks on the values
+        array = np.asarray(value, dtype=np.float64)
+        if array.ndim != dims:
+            raise ValueError(f"must be a {dims}-D array of numbers")
+    else:
+        rows = value if dims == 2 else [value]
+        if not isinstance(rows, list) or not rows:
+            raise ValueError("must be a non-empty array" + (" of arrays" if dims == 2 else ""))
+        for i, row in enumerate(rows):
+            where = f"[{i}]" if dims == 2 else ""
+            if not isinstance(row, list) or not row:
+                raise ValueError(f"{where} must be a non-empty array of numbers".lstrip())
+            if not set(map(type, row)) <= {float, int}:
+                j = next(j for j, x in enumerate(row) if type(x) not in (float, int))
+                raise ValueError(f"{where}[{j}] is not a number")
+        if dims == 2 and len({len(row) for row in rows}) != 1:
+            raise ValueError("must be a rectangular [out][in] matrix")
+        array = np.array(value, dtype=np.float64)
+    finite = np.isfinite(array)
+    if not finite.all():
+        index = tuple(int(i) for i in np.argwhere(~finite)[0])
+        raise ValueError(f"{''.join(f'[{i}]' for i in index)} is not a finite number")
+    too_big = np.abs(array) > FLOAT32_MAX
+    if too_big.any():
+        index = tuple(int(i) for i in np.argwhere(too_big)[0])
+        raise ValueError(f"{''.join(f'[{i}]' for i in index)} is beyond float32's range (±3.4e38)")
+    return array.astype(np.float32)
+
+
+def _listed(array: np.ndarray) -> list[Any]:
+    """float32 values as JSON numbers (their exact float64 values: they read back to the same float32)."""
+    values: list[Any] = array.tolist()
+    return values
+
+
+Matrix = Annotated[np.ndarray, BeforeValidator(lambda v: _numbers(v, 2)), PlainSerializer(_listed)]
+Vector = Annotated[np.ndarray, BeforeValidator(lambda v: _numbers(v, 1)), PlainSerializer(_listed)]
 
 
 class _Strict(BaseModel):
@@ -45,11 +106,12 @@ class _Strict(BaseModel):
 
 
 class LinearLayer(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
     type: Literal["linear"]
-    weight: list[list[Number]] = Field(
-        description="[out_features][in_features], as torch.nn.Linear stores it"
-    )
-    bias: list[Number]
+    #: [out_features][in_features], as torch.nn.Linear stores it; float32, checked finite.
+    weight: Matrix
+    bias: Vector
 
 
 class ActivationLayer(_Strict):
@@ -61,6 +123,9 @@ Layer = Annotated[LinearLayer | ActivationLayer, Field(discriminator="type")]
 
 class Provenance(_Strict):
     source_checkpoint_sha256: Sha256 | None = None
+    #: The image embedders (model sha256) whose features the head was made for: a function serving any other
+    #: model refuses it. Empty: made for any embedder of ``input_dim`` (the random example head).
+    embedder_sha256: list[Sha256] = Field(default_factory=list)
     created_at: datetime
     exported_by: str = ""
     training: dict[str, Any] = Field(default_factory=dict, description="Free-form training information.")
@@ -83,7 +148,8 @@ class WeightsDocument(_Strict):
     format_version: Literal[1]
     #: How the head was made: a trained MLP or linear head, or CLIP text prototypes (weights/zero_shot_head.py).
     head_type: Literal["mlp", "logreg", "prototype", "zero_shot"]
-    classes: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(min_length=2)
+    #: Labels as people read them, in output order (rules: :mod:`.labels`).
+    classes: list[str]
     input_dim: int = Field(ge=1, le=65536)
     input_normalization: Literal["l2", "none"]
     layers: list[Layer] = Field(min_length=2)
@@ -95,9 +161,9 @@ class WeightsDocument(_Strict):
 
     @model_validator(mode="after")
     def _check_shapes(self) -> WeightsDocument:
-        if len(set(self.classes)) != len(self.classes):
-            dupes = sorted({c for c in self.classes if self.classes.count(c) > 1})
-            raise ValueError(f"classes must be unique; repeated: {', '.join(dupes)}")
+        problem = classes_problem(self.classes)
+        if problem:
+            raise ValueError(problem)
         width = self.input_dim
         linear_no = 0
         for index, layer in enumerate(self.layers):
@@ -105,11 +171,7 @@ class WeightsDocument(_Strict):
                 continue
             linear_no += 1
             where = f"layers[{index}] (linear {linear_no})"
-            rows = len(layer.weight)
-            cols = {len(r) for r in layer.weight}
-            if rows == 0 or len(cols) != 1:
-                raise ValueError(f"{where}: weight must be a non-empty rectangular [out][in] matrix")
-            (in_features,) = cols
+            rows, in_features = layer.weight.shape
             if in_features != width:
                 source = "input_dim is" if linear_no == 1 else "the previous layer outputs"
                 raise ValueError(f"{where}: weight is {rows}x{in_features} but {source} {width}")
@@ -127,15 +189,31 @@ class WeightsDocument(_Strict):
         for index, layer in enumerate(self.layers[:-1]):
             if layer.type in ("sigmoid", "softmax"):
                 raise ValueError(f"layers[{index}]: '{layer.type}' is only allowed as the final layer")
+        bound = activation_bound(self)
+        if not bound <= MAX_ACTIVATION:
+            raise ValueError(
+                f"its activations can reach {bound:.3g} for an allowed input, beyond what a finite result can "
+                "be computed from: the weights are not a usable head"
+            )
         return self
 
     def arrays(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Each linear layer's (weight [out, in], bias [out]) as float32 arrays."""
-        return [
-            (np.asarray(layer.weight, dtype=np.float32), np.asarray(layer.bias, dtype=np.float32))
-            for layer in self.layers
-            if isinstance(layer, LinearLayer)
-        ]
+        return [(layer.weight, layer.bias) for layer in self.layers if isinstance(layer, LinearLayer)]
+
+
+def activation_bound(doc: WeightsDocument) -> float:
+    """The largest magnitude any layer's output can take for an allowed input (a unit vector with L2 input
+    normalisation, any float32 vector without), by the rows' absolute sums: a float64 forward pass below
+    :data:`MAX_ACTIVATION` cannot overflow, however the float32 one fares."""
+    bound = 1.0 if doc.input_normalization == "l2" else FLOAT32_MAX
+    with np.errstate(over="ignore"):  # an infinite bound is the answer, not an accident
+        for weight, bias in doc.arrays():
+            rows = np.abs(weight.astype(np.float64)).sum(axis=1)
+            bound = float(np.max(rows * bound + np.abs(bias.astype(np.float64))))
+            if not math.isfinite(bound):
+                return math.inf
+    return bound
 
 
 def content_sha256(
@@ -181,10 +259,47 @@ def document_sha256(doc: WeightsDocument) -> str:
     )
 
 
-def parse_weights(raw: bytes | str, *, location: str = "<memory>") -> WeightsDocument:
-    """Parse and fully verify a weights document; errors name the location and the exact problem."""
+def read_json(raw: bytes | str, *, location: str = "<memory>") -> Any:
+    """The document's JSON, read strictly and within bounds: at most :data:`MAX_WEIGHTS_BYTES`; JSON's
+    non-standard tokens (``NaN``, ``Infinity``) refused by the parser itself, as are numbers beyond float64
+    and integers of more than :data:`MAX_INT_DIGITS` digits, each with a weights error that says which."""
+    if len(raw) > MAX_WEIGHTS_BYTES:
+        raise WeightsTooLargeError(
+            f"weights file {location} is {len(raw):,} bytes; the limit is {MAX_WEIGHTS_BYTES:,}"
+        )
+
+    def refuse(message: str) -> WeightsFormatError:
+        return WeightsFormatError(f"invalid weights file {location}: {message}")
+
+    def constant(token: str) -> float:
+        raise refuse(f"{token} is not a JSON number (weights must be finite numbers)")
+
+    def number(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            shown = text if len(text) <= 24 else f"{text[:20]}… ({len(text)} characters)"
+            raise refuse(f"the number {shown} is beyond the 64-bit float range")
+        return value
+
+    def integer(text: str) -> int:
+        if len(text.lstrip("-")) > MAX_INT_DIGITS:
+            raise refuse(f"an integer of {len(text.lstrip('-'))} digits; at most {MAX_INT_DIGITS} are read")
+        return int(text)
+
     try:
-        doc = WeightsDocument.model_validate_json(raw)
+        return json.loads(raw, parse_constant=constant, parse_float=number, parse_int=integer)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise refuse(f"not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise refuse("nested too deeply") from exc
+
+
+def parse_weights(raw: bytes | str, *, location: str = "<memory>") -> WeightsDocument:
+    """Parse and fully verify a weights document: the one check every head passes where it enters (both
+    functions, the trainer, the zero-shot builder). Errors name the location and the exact problem."""
+    data = read_json(raw, location=location)
+    try:
+        doc = WeightsDocument.model_validate(data)
     except ValidationError as exc:
         raise WeightsFormatError(f"invalid weights file {location}: {_describe(exc)}") from exc
     actual = document_sha256(doc)
@@ -199,8 +314,14 @@ def parse_weights(raw: bytes | str, *, location: str = "<memory>") -> WeightsDoc
 def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors(include_url=False)[:5]:
-        loc = ".".join(str(p) for p in err["loc"])
+        # ('layers', 0, 'linear', 'weight') → layers[0].weight: the discriminator tag is not a field
+        loc = ""
+        for part in err["loc"]:
+            if isinstance(part, int):
+                loc += f"[{part}]"
+            elif part not in ("linear", "relu", "sigmoid", "softmax"):
+                loc += f".{part}" if loc else str(part)
         msg = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
+        parts.append(f"{loc}{msg}" if msg.startswith("[") else f"{loc}: {msg}" if loc else msg)
     more = exc.error_count() - len(parts)
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from clip_classifier.exceptions import ConfigurationError, CorruptEmbeddingError
+from clip_classifier.exceptions import CorruptEmbeddingError
 from clip_classifier.head.forward import Head
 from clip_classifier.head.result_fields import ResultFields
 from clip_classifier.ports import BackfillListSink, HeadProvider, ResultScan
@@ -97,23 +97,17 @@ class RescoreService:
         lists: BackfillListSink,
         *,
         embedder_version: str,
-        embedder_dim: int,
         page_size: int = 100,
     ) -> None:
         self.store = store
         self.weights = weights
         self.lists = lists
         self.embedder_version = embedder_version
-        self.embedder_dim = embedder_dim
         self.page_size = page_size
 
     def run(self, request: RescoreRequest, deadline: float | None = None) -> RescoreProgress:
         """Score pages of the segment until it ends or ``deadline`` (``time.monotonic()``) passes."""
-        head = self.weights.get()
-        if head.input_dim != self.embedder_dim:
-            raise ConfigurationError(
-                f"the head expects {head.input_dim} values but the deployed embedder outputs {self.embedder_dim}"
-            )
+        head = self.weights.get()  # checked against the deployed embedder where it was loaded
         totals: Counter[str] = Counter(request.totals)
         listed: list[tuple[str, str]] = []
         start_key = request.start_key

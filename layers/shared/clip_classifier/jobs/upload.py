@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from clip_classifier.arrays import F32
-from clip_classifier.exceptions import ConfigurationError, ImageError, InvocationTimeoutError
+from clip_classifier.exceptions import ImageError, InvocationTimeoutError
 from clip_classifier.head.result_fields import ResultFields
 from clip_classifier.image.decode_guards import DecodeBudget
 from clip_classifier.image.preprocess import Preprocessor
@@ -170,11 +170,7 @@ class UploadClassifier:
         if deadline is not None and time.monotonic() > deadline:
             raise InvocationTimeoutError("no time left in the invocation to classify the record; retried")
         watch = _Stopwatch()
-        head = self.weights.get()
-        if self.embedder.output_dim != head.input_dim:
-            raise ConfigurationError(
-                f"the embedder outputs {self.embedder.output_dim} values but the head expects {head.input_dim}"
-            )
+        head = self.weights.get()  # checked against this embedder where it was loaded
         try:
             opened = self.source.open(location)
             watch.lap("download")

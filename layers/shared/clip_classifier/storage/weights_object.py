@@ -21,7 +21,9 @@ from clip_classifier.exceptions import (
     WeightsNotFoundError,
     WeightsUnavailableError,
 )
-from clip_classifier.head.weights_cache import LocalWeightsFile, WeightsCache, WeightsSource
+from clip_classifier.head.fit import ServedEmbedder
+from clip_classifier.head.weights_cache import LocalWeightsFile, WeightsCache, WeightsSource, check_size
+from clip_classifier.head.weights_format import MAX_WEIGHTS_BYTES
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -68,12 +70,19 @@ class S3WeightsObject:
             response = self._s3.head_object(Bucket=self.where.bucket, Key=self.where.key)
         except AWS_ERRORS as exc:
             raise aws_error(exc, _ERRORS, action="read", target=f"weights object {self.where}") from exc
+        check_size(int(response.get("ContentLength", 0)), self.location)
         return str(response["ETag"]).strip('"')
 
     def fetch(self) -> tuple[bytes, str]:
         try:
             response = self._s3.get_object(Bucket=self.where.bucket, Key=self.where.key)
-            raw = response["Body"].read()
+            body = response["Body"]
+            try:
+                # The object may have been replaced since its HEAD: the body is read no further than the limit.
+                check_size(int(response.get("ContentLength", 0)), self.location)
+                raw = body.read(MAX_WEIGHTS_BYTES + 1)
+            finally:
+                body.close()
         except AWS_ERRORS as exc:
             raise aws_error(exc, _ERRORS, action="read", target=f"weights object {self.where}") from exc
         return raw, str(response["ETag"]).strip('"')
@@ -96,8 +105,13 @@ def weights_cache_for(
     cache_dir: Path,
     refresh_seconds: float = 300.0,
     clock: Callable[[], float] = time.monotonic,
+    served: ServedEmbedder | None = None,
 ) -> WeightsCache:
-    """A :class:`WeightsCache` over the source ``uri`` names."""
+    """A :class:`WeightsCache` over the source ``uri`` names (checked against ``served``, when given)."""
     return WeightsCache(
-        weights_source(uri, s3=s3), cache_dir=cache_dir, refresh_seconds=refresh_seconds, clock=clock
+        weights_source(uri, s3=s3),
+        cache_dir=cache_dir,
+        refresh_seconds=refresh_seconds,
+        clock=clock,
+        served=served,
     )
