@@ -27,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from clip_classifier.exceptions import ClassifierError
 from clip_classifier.head.forward import Head
 from clip_classifier.head.weights_format import WeightsDocument, parse_weights
-from clip_classifier.model.manifest import load_manifest
+from clip_classifier.model.manifest import ModelManifest, load_manifest
 from clip_export.evaluation import (
     Metrics,
     ambiguous,
@@ -54,6 +55,8 @@ from clip_export.head_training import (
 from clip_export.training_data import (
     DataError,
     Dataset,
+    LabelledFile,
+    check_classes,
     csv_items,
     embed_items,
     features_file,
@@ -68,23 +71,34 @@ DEFAULT_CACHE = Path.home() / ".cache" / "clip-classifier" / "embeddings"
 TIE = 0.005
 
 
+def load_model(model_dir: Path) -> ModelManifest:
+    """The embedder's manifest, or one line saying there is no usable model there."""
+    try:
+        return load_manifest(model_dir / "manifest.json")
+    except ClassifierError as exc:
+        raise DataError(
+            f"--model-dir {model_dir}: {exc.message} (export one with 'make model', or pass another folder)"
+        ) from exc
+
+
 def load_data(args: argparse.Namespace) -> tuple[Dataset, str]:
     if not (args.images or args.labels or args.features):
         raise DataError("give --images DIR, --labels CSV and/or --features FILE")
-    manifest = load_manifest(args.model_dir / "manifest.json")
-    items = []
+    manifest = load_model(args.model_dir)
+    items: list[LabelledFile] = []
+    skipped: list[str] = []
     if args.images:
-        items += folder_items(args.images)
+        items += folder_items(args.images, skipped)
     if args.labels:
         items += csv_items(args.labels)
     if args.classes:
         classes = read_class_file(args.classes)
-    elif args.images:
-        classes = sorted(p.name for p in args.images.iterdir() if p.is_dir())
     elif items:
         classes = sorted({label for item in items for label in item.target})
     else:
         classes = []
+    if classes:
+        check_classes(classes, "the class labels (folder names, --labels or --classes)")
     parts = []
     if items:
         parts.append(embed_items(items, classes, args.model_dir, args.cache_dir, quiet=args.quiet))
@@ -97,6 +111,7 @@ def load_data(args: argparse.Namespace) -> tuple[Dataset, str]:
     if len(classes) < 2:
         raise DataError(f"a classifier needs at least 2 classes, found {len(classes)}: {', '.join(classes)}")
     data = merge(parts, manifest.output_dim)
+    data.skipped[:0] = skipped
     if data.skipped:
         print(f"skipped {len(data.skipped)} unreadable file(s):", file=sys.stderr)
         for line in data.skipped:
@@ -127,7 +142,11 @@ def choose_by(scores: dict[str, float], where: str) -> tuple[str, str]:
 
 
 def load_zero_shot(args: argparse.Namespace, data: Dataset) -> WeightsDocument:
-    zero_shot = parse_weights(args.zero_shot_head.read_bytes(), location=str(args.zero_shot_head))
+    try:
+        raw = args.zero_shot_head.read_bytes()
+    except OSError as exc:
+        raise DataError(f"--zero-shot-head {args.zero_shot_head}: cannot be read ({exc.strerror})") from exc
+    zero_shot = parse_weights(raw, location=str(args.zero_shot_head))
     if zero_shot.classes != data.classes or zero_shot.input_dim != data.features.shape[1]:
         raise DataError(
             f"--zero-shot-head {args.zero_shot_head} has classes {zero_shot.classes} on {zero_shot.input_dim}-d "
@@ -309,7 +328,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--wise-alpha must be in [0, 1]")
     if args.init and not args.zero_shot_head:
         parser.error("--init zero-shot needs --zero-shot-head (a head from weights/zero_shot_head.py)")
+    if args.target_precision is not None and not 0.0 < args.target_precision <= 1.0:
+        parser.error("--target-precision must be in (0, 1]: the share of kept results that must be right")
+    if not 0.0 <= args.margin < 1e6:
+        parser.error("--margin must be a weight >= 0")
+    if args.folds is not None and not 2 <= args.folds <= 100:
+        parser.error("--folds must be between 2 and 100")
+    try:
+        return train(args)
+    except ClassifierError as exc:  # a weights, model or image error: the runtime's own message, one line
+        raise SystemExit(f"train_head.py: {exc.message}") from exc
 
+
+def train(args: argparse.Namespace) -> int:
     data, model_sha = load_data(args)
     options = TrainOptions(
         seed=args.seed,
@@ -372,9 +403,13 @@ def main(argv: list[str] | None = None) -> int:
         training=training,
         exported_by="weights/train_head.py",
         extra=extra,
+        embedder_sha256=[model_sha],
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(final, separators=(",", ":")) + "\n", encoding="utf-8")
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(final, separators=(",", ":")) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"--out {args.out}: cannot be written ({exc.strerror})") from exc
 
     print(f"{'head':<10} {'top-1':>6} {'top-3':>6} {'macroF1':>8} {'logloss':>8} {'ECE':>6}")
     for name, (metrics, _) in results.items():

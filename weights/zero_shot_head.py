@@ -21,6 +21,7 @@ import json
 import sys
 from pathlib import Path
 
+from clip_classifier.exceptions import ClassifierError
 from clip_classifier.model.manifest import load_manifest
 from clip_export.prompt_templates import TEMPLATE_SETS
 from clip_export.text_model import TextEncoder
@@ -52,14 +53,22 @@ def main(argv: list[str] | None = None) -> int:
         prompts, prompt_source = read_prompts(args.prompts, classes), f"prompts file {args.prompts.name}"
     else:
         prompts, prompt_source = from_templates(classes, TEMPLATE_SETS[args.templates]), args.templates
-    vision = load_manifest(args.model_dir / "manifest.json")
+    try:
+        vision = load_manifest(args.model_dir / "manifest.json")
+    except ClassifierError as exc:
+        raise SystemExit(
+            f"--model-dir {args.model_dir}: {exc.message} (export one with 'make model', or pass another folder)"
+        ) from exc
     encoder = TextEncoder(args.text_model_dir or args.model_dir.parent / "text" / "fp32")
     check_pairing(vision, encoder.manifest)
     doc = zero_shot_document(
         classes, class_prototypes(encoder, prompts), encoder.manifest, vision, prompts, prompt_source
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, separators=(",", ":")) + "\n", encoding="utf-8")
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(doc, separators=(",", ":")) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise SystemExit(f"--out {args.out}: cannot be written ({exc.strerror})") from exc
     total = sum(len(texts) for texts in prompts.values())
     print(
         f"wrote {args.out}: {len(classes)} classes from {total} prompts ({prompt_source}), "

@@ -22,11 +22,13 @@ def head_document(
     exported_by: str,
     input_normalization: str = "l2",
     extra: dict[str, Any] | None = None,
+    embedder_sha256: Sequence[str] = (),
 ) -> dict[str, Any]:
     """``linear (relu linear)* final`` as a weights document, verified by the runtime's own parser.
 
     ``linears`` are ``(weight [out, in], bias [out])`` pairs; the values written are their float32 roundings,
-    and the content hash is computed over exactly those.
+    and the content hash is computed over exactly those. ``embedder_sha256`` names the image models whose
+    features the head was made for: every function serving another model refuses it.
     """
     pairs = [(np.asarray(w, dtype=np.float32), np.asarray(b, dtype=np.float32)) for w, b in linears]
     layers: list[dict[str, Any]] = []
@@ -47,6 +49,7 @@ def head_document(
         "output": output,
         **(extra or {}),
         "provenance": {
+            "embedder_sha256": list(dict.fromkeys(embedder_sha256)),
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "exported_by": exported_by,
             "training": training,

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
+import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+import unicodedata
+import zipfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from clip_classifier.exceptions import ImageError
+from clip_classifier.head.labels import classes_problem
 from clip_classifier.image.preprocess import Preprocessor
 from clip_classifier.model.embedder import Embedder
 from clip_classifier.storage import embedding_codec
@@ -58,20 +63,63 @@ class LabelledFile:
     target: dict[str, float]  # label -> weight, summing to 1
 
 
+def label(text: str) -> str:
+    """A label as written in a file, folder name or CSV: trimmed and in Unicode NFC."""
+    return unicodedata.normalize("NFC", text.strip())
+
+
+def check_classes(classes: Sequence[str], where: str) -> None:
+    """The runtime's label rules, checked before any work (a head that breaks them would be refused)."""
+    problem = classes_problem(classes)
+    if problem:
+        raise DataError(f"{where}: {problem}")
+
+
 def read_class_file(path: Path) -> list[str]:
-    labels = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    return [label for label in labels if label and not label.startswith("#")]
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"--classes {path}: cannot be read ({exc})") from exc
+    labels = [label(line) for line in lines]
+    labels = [text for text in labels if text and not text.startswith("#")]
+    check_classes(labels, f"--classes {path}")
+    return labels
 
 
-def folder_items(root: Path) -> list[LabelledFile]:
-    """One sub-folder per class; files directly under ``root`` are ignored."""
+def walk_files(folder: Path, skipped: list[str]) -> Iterator[Path]:
+    """Every file under ``folder`` (sorted, hidden ones left out), without following links to folders; what
+    cannot be listed or read — an unreadable folder, a broken link, a link loop — is added to ``skipped``."""
+
+    def unlisted(error: OSError) -> None:
+        skipped.append(f"{error.filename} (cannot be listed: {error.strerror})")
+
+    for top, dirs, files in os.walk(folder, onerror=unlisted, followlinks=False):
+        dirs.sort()
+        for name in list(dirs):
+            if Path(top, name).is_symlink():
+                skipped.append(f"{Path(top, name)} (a link to a folder: not followed)")
+        for name in sorted(files):
+            path = Path(top, name)
+            if name.startswith("."):
+                continue
+            if not path.is_file():  # a dangling link, or a link loop (ELOOP)
+                skipped.append(f"{path} (a link to nothing readable)")
+                continue
+            yield path
+
+
+def folder_items(root: Path, skipped: list[str]) -> list[LabelledFile]:
+    """One sub-folder per class (its name is the label); files directly under ``root`` are ignored."""
     if not root.is_dir():
         raise DataError(f"--images {root} is not a folder")
+    try:
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as exc:
+        raise DataError(f"--images {root} cannot be listed ({exc.strerror})") from exc
     items = [
-        LabelledFile(path, {folder.name: 1.0})
-        for folder in sorted(p for p in root.iterdir() if p.is_dir())
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and not path.name.startswith(".")
+        LabelledFile(path, {label(folder.name): 1.0})
+        for folder in folders
+        for path in walk_files(folder, skipped)
     ]
     if not items:
         raise DataError(f"--images {root} has no files in class sub-folders (one sub-folder per class)")
@@ -81,25 +129,29 @@ def folder_items(root: Path) -> list[LabelledFile]:
 def csv_items(path: Path) -> list[LabelledFile]:
     """``path,label`` or soft labels ``path,label:weight;label:weight`` (weights summing to 1)."""
     items = []
-    with path.open(newline="", encoding="utf-8") as fh:
-        for number, row in enumerate(csv.reader(fh), 1):
-            if not row or row[0].startswith("#") or (number == 1 and row[0].strip().lower() == "path"):
-                continue
-            if len(row) != 2:
-                raise DataError(f"{path}:{number}: expected 'path,label' or 'path,label:w;label:w'")
-            target: dict[str, float] = {}
-            for part in row[1].split(";"):
-                label, _, weight = part.strip().rpartition(":") if ":" in part else (part.strip(), "", "1")
-                try:
-                    target[label.strip()] = target.get(label.strip(), 0.0) + float(weight)
-                except ValueError as exc:
-                    raise DataError(f"{path}:{number}: weight {weight!r} is not a number") from exc
-            total = sum(target.values())
-            if abs(total - 1.0) > 1e-6 or min(target.values()) < 0:
-                raise DataError(
-                    f"{path}:{number}: soft label weights must be >= 0 and sum to 1, got {total:g}"
-                )
-            items.append(LabelledFile((path.parent / row[0].strip()).resolve(), target))
+    try:
+        rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"--labels {path}: cannot be read as a UTF-8 CSV file ({exc})") from exc
+    for number, row in enumerate(rows, 1):
+        if not row or row[0].startswith("#") or (number == 1 and row[0].strip().lower() == "path"):
+            continue
+        if len(row) != 2:
+            raise DataError(f"{path}:{number}: expected 'path,label' or 'path,label:w;label:w'")
+        target: dict[str, float] = {}
+        for part in row[1].split(";"):
+            name, _, weight = part.strip().rpartition(":") if ":" in part else (part.strip(), "", "1")
+            try:
+                value = float(weight)
+            except ValueError as exc:
+                raise DataError(f"{path}:{number}: weight {weight!r} is not a number") from exc
+            if not math.isfinite(value) or value < 0:
+                raise DataError(f"{path}:{number}: weight {weight!r} must be a finite number >= 0")
+            target[label(name)] = target.get(label(name), 0.0) + value
+        total = sum(target.values())
+        if abs(total - 1.0) > 1e-6:
+            raise DataError(f"{path}:{number}: soft label weights must sum to 1, got {total:g}")
+        items.append(LabelledFile((path.parent / row[0].strip()).resolve(), target))
     if not items:
         raise DataError(f"{path}: no labelled rows")
     return items
@@ -129,13 +181,28 @@ class EmbeddingCache:
 
 
 def _progress(items: Sequence[LabelledFile], quiet: bool) -> Iterable[LabelledFile]:
+    """A bar on a terminal; plain lines elsewhere (CI logs, a file), about every 10 % and 30 s."""
     if quiet:
         return items
-    from tqdm import tqdm  # the 'train' extra
+    if sys.stderr.isatty():
+        from tqdm import tqdm  # the 'train' extra
 
-    # disable=None: a bar only on a terminal, not in CI logs.
-    bar: Iterable[LabelledFile] = tqdm(items, desc="embedding", unit="img", file=sys.stderr, disable=None)
-    return bar
+        bar: Iterable[LabelledFile] = tqdm(items, desc="embedding", unit="img", file=sys.stderr)
+        return bar
+    return _progress_lines(items)
+
+
+def _progress_lines(items: Sequence[LabelledFile]) -> Iterator[LabelledFile]:
+    total, started, shown = len(items), time.monotonic(), time.monotonic()
+    step = max(1, total // 10)
+    for done, item in enumerate(items):
+        now = time.monotonic()
+        if done and (done % step == 0 or now - shown > 30):
+            left = (now - started) / done * (total - done)
+            print(f"embedding: {done}/{total} images, about {left:.0f} s left", file=sys.stderr, flush=True)
+            shown = now
+        yield item
+    print(f"embedding: {total}/{total} images", file=sys.stderr, flush=True)
 
 
 def embed_items(
@@ -194,10 +261,11 @@ def embed_items(
 def features_file(path: Path, classes: Sequence[str] | None, model_sha256: str) -> Dataset:
     """An ``.npz`` with ``features`` [N, D], ``labels`` [N] and the ``model_sha256`` that computed them."""
     try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+        with np.load(path, allow_pickle=False) as npz:  # arrays load lazily: read them all here
+            data = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"--features {path}: not a readable .npz file ({exc})") from exc
-    missing = {"features", "labels", "model_sha256"} - set(data.files)
+    missing = {"features", "labels", "model_sha256"} - set(data)
     if missing:
         raise DataError(f"--features {path}: missing arrays {', '.join(sorted(missing))}")
     source_model = str(data["model_sha256"])
@@ -206,17 +274,38 @@ def features_file(path: Path, classes: Sequence[str] | None, model_sha256: str) 
             f"--features {path} were computed by model {source_model[:12]}…, not by --model-dir's "
             f"{model_sha256[:12]}…: features from another model live in another space"
         )
-    labels = [str(x) for x in data["labels"]]
+    labels = [label(str(x)) for x in data["labels"]]
     names = list(classes) if classes else sorted(set(labels))
+    check_classes(names, f"--features {path}")
     unknown = sorted(set(labels) - set(names))
     if unknown:
         raise DataError(f"--features {path}: labels not among the classes: {', '.join(unknown)}")
-    features = np.asarray(data["features"], dtype=np.float32)
-    if features.ndim != 2 or features.shape[0] != len(labels):
-        raise DataError(f"--features {path}: features must be [N, D] with one label per row")
+    features = unit_rows(data["features"], f"--features {path}")
+    if features.shape[0] != len(labels):
+        raise DataError(f"--features {path}: {features.shape[0]} feature rows but {len(labels)} labels")
     targets = np.zeros((len(labels), len(names)))
     targets[np.arange(len(labels)), [names.index(label) for label in labels]] = 1.0
     return Dataset(names, features, targets, [f"features:{path.name}#{i}" for i in range(len(labels))])
+
+
+def unit_rows(values: np.ndarray, where: str) -> np.ndarray:
+    """``[N, D]`` numbers as float32 unit vectors, normalised in float64 as the API does (each row divided by
+    its largest magnitude first), so features at any finite scale train as they are scored; anything else
+    is a :class:`DataError` naming the row."""
+    if values.ndim != 2 or values.dtype.kind not in "fiu":
+        raise DataError(
+            f"{where}: features must be an [N, D] array of numbers, got {values.dtype} {values.shape}"
+        )
+    rows = values.astype(np.float64)
+    finite = np.isfinite(rows).all(axis=1)
+    if not finite.all():
+        raise DataError(f"{where}: row {int(np.argmin(finite))} has a value that is not a finite number")
+    peak = np.abs(rows).max(axis=1, keepdims=True)
+    if not (peak > 0).all():
+        raise DataError(f"{where}: row {int(np.argmin(peak[:, 0] > 0))} is all zeros (it has no direction)")
+    scaled = rows / peak
+    unit: np.ndarray = (scaled / np.sqrt((scaled * scaled).sum(axis=1, keepdims=True))).astype(np.float32)
+    return unit
 
 
 def merge(parts: Sequence[Dataset], expected_dim: int) -> Dataset:

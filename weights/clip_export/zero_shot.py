@@ -11,12 +11,14 @@ Wortsman et al. 2022): the hook the head trainer uses for ``--init zero-shot`` /
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from clip_classifier.head.labels import classes_problem
 from clip_classifier.head.weights_format import WeightsDocument
 from clip_classifier.model.manifest import ModelManifest
 
@@ -29,33 +31,45 @@ class Encoder(Protocol):
 
 
 def read_classes(path: Path) -> list[str]:
-    """One label per line (blank lines and ``#`` comments ignored), in output order; unique, at least 2."""
-    labels = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    """One label per line (blank lines and ``#`` comments ignored), in output order, NFC-normalised, and
+    checked up front by the runtime's own label rules (:func:`~clip_classifier.head.labels.classes_problem`)."""
+    labels = [unicodedata.normalize("NFC", line.strip()) for line in read_text(path).splitlines()]
     labels = [label for label in labels if label and not label.startswith("#")]
     if not labels:
         raise SystemExit(f"{path}: no class labels (one per line)")
-    repeated = sorted({label for label in labels if labels.count(label) > 1})
-    if repeated:
-        raise SystemExit(f"{path}: repeated labels: {', '.join(repeated)}")
-    if len(labels) < 2:
-        raise SystemExit(f"{path}: a classifier needs at least 2 classes, found {len(labels)}")
+    problem = classes_problem(labels)
+    if problem:
+        raise SystemExit(f"{path}: {problem}")
     return labels
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 text file, or one line saying why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise SystemExit(f"{path}: no such file") from exc
+    except UnicodeDecodeError as exc:
+        raise SystemExit(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except OSError as exc:
+        raise SystemExit(f"{path}: cannot be read ({exc.strerror or exc})") from exc
 
 
 def read_prompts(path: Path, classes: Sequence[str]) -> dict[str, list[str]]:
     """``label: description`` lines, any number per class; every class needs one, no unknown labels."""
     prompts: dict[str, list[str]] = {label: [] for label in classes}
     unknown: list[str] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         label, sep, text = line.partition(":")
         if not sep or not text.strip():
             raise SystemExit(f"{path}:{number}: expected 'label: description', got {line.strip()!r}")
-        if label.strip() not in prompts:
-            unknown.append(label.strip())
+        label = unicodedata.normalize("NFC", label.strip())
+        if label not in prompts:
+            unknown.append(label)
             continue
-        prompts[label.strip()].append(text.strip())
+        prompts[label].append(text.strip())
     if unknown:
         raise SystemExit(f"{path}: prompts for labels not in the classes: {', '.join(sorted(set(unknown)))}")
     missing = [label for label, texts in prompts.items() if not texts]
@@ -115,6 +129,8 @@ def zero_shot_document(
         head_type="zero_shot",
         training=training,
         exported_by="weights/zero_shot_head.py",
+        # Every vision model exported with this text tower (fp32 and int8): the head is for those only.
+        embedder_sha256=text.vision_model_sha256,
     )
 
 
@@ -145,4 +161,5 @@ def wise_ft(zero_shot: WeightsDocument, trained: WeightsDocument, alpha: float) 
         head_type="logreg",
         training=training,
         exported_by="clip_export.zero_shot.wise_ft",
+        embedder_sha256=trained.provenance.embedder_sha256 or zero_shot.provenance.embedder_sha256,
     )

@@ -38,13 +38,48 @@ def test_template_sets_are_the_published_ones() -> None:
     [
         ("", "no class labels"),
         ("# only a comment\n\n", "no class labels"),
-        ("dog\ncat\ndog\n", "repeated labels: dog"),
+        ("dog\ncat\ndog\n", 'classes\\[2\\] "dog" repeats classes\\[0\\] "dog"'),
+        ("Dog\ncat\ndog\n", 'classes\\[2\\] "dog" repeats classes\\[0\\] "Dog"'),
         ("dog\n", "at least 2 classes"),
+        ("dog\nca\x07t\n", "U\\+0007, which is not allowed in a label"),
+        ("dog\n" + "x" * 129 + "\n", "has 129 characters"),
+        ("dog\nca\u202et\n", "U\\+202E"),
+        ("".join(f"c{i}\n" for i in range(1001)), "1001 classes; at most 1000"),
+        ("".join(f"class number {i}\n" for i in range(900)), "over Lambda's 6,291,456-byte response limit"),
     ],
 )
 def test_bad_class_files_are_clear_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(SystemExit, match=message):
         read_classes(write(tmp_path, "classes.txt", text))
+
+
+def test_labels_are_read_in_nfc_so_they_match_the_prompts(tmp_path: Path) -> None:
+    decomposed = "cafe\u0301"  # é as e + combining accent
+    classes = read_classes(write(tmp_path, "c.txt", f"{decomposed}\ndog\n"))
+    assert classes == ["caf\u00e9", "dog"]
+    prompts = read_prompts(write(tmp_path, "p.txt", f"{decomposed}: a café\ndog: a dog\n"), classes)
+    assert prompts["caf\u00e9"] == ["a café"]
+
+
+def test_the_builder_says_in_one_line_when_there_is_no_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+    import sys
+
+    from clip_local.paths import REPO_ROOT
+
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "weights" / "zero_shot_head.py"), "--classes",
+         str(REPO_ROOT / "weights" / "example" / "classes.txt"), "--model-dir", str(tmp_path / "vit-b-32" / "int8"),
+         "--out", str(tmp_path / "head.json")],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"--model-dir {tmp_path / 'vit-b-32' / 'int8'}: model manifest {tmp_path / 'vit-b-32' / 'int8' / 'manifest.json'} "
+        "does not exist (export one with 'make model', or pass another folder)"
+    ]
 
 
 def test_prompt_files(tmp_path: Path) -> None:
