@@ -160,7 +160,7 @@ def test_the_page_classifies_like_the_server_and_says_clearly_what_it_cannot(
     assert all(worst == 0 for name, _, worst, _, _ in rows if name in exact), rows
 
     (card,) = wrong_key["cards"]
-    assert "Forbidden: check the API key" in card["text"]
+    assert "the x-api-key header is missing or is not a key of this API" in card["text"]
     assert wrong_key["demo"]["results"][0]["httpStatus"] == 403
 
 
@@ -187,15 +187,27 @@ def test_a_page_on_another_origin_works_where_cors_allows_it(
                     "url": f"{other.url}/?api={api}#key=e2e-key",
                     "files": [str(FIXTURES / "photo.webp")],
                 },
+                {
+                    "name": "declined",
+                    "url": f"{other.url}/?api={api}",
+                    "files": [str(FIXTURES / "photo.webp")],
+                    "dialog": "dismiss",
+                },
             ],
             tmp_path,
         )
     finally:
         allowed.stop()
         other.stop()
-    ok, refused = runs
+    ok, refused, declined = runs
     assert ok["demo"]["results"][0]["status"] == "classified", ok["demo"]["results"][0].get("error")
+    origin = stack.api.url
+    assert ok["dialogs"] and origin in ok["dialogs"][0]  # another origin: asked before use
     assert "cannot be reached (network, or an origin it does not allow)" in refused["cards"][0]["text"]
+    # Declined: the page keeps to its own origin's API, and nothing went to the other one.
+    assert declined["demo"]["refusedApi"] == origin
+    assert declined["demo"]["results"][0]["status"] == "error"
+    assert origin not in declined["cards"][0]["text"]
 
 
 def test_the_browser_benchmark_measures_the_tiny_model() -> None:

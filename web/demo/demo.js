@@ -4,12 +4,14 @@
  * (stored as "browser-<file name>") and read back with GET /v1/classifications/{id}.
  *
  * Settings come from the URL: ?api=<base URL, default this origin's /api>&model=<folder, default /model>,
- * and the API key from the fragment (#key=..., never sent to a server) or the key field.
+ * and the API key from the fragment (#key=..., never sent to a server) or the key field. Keys are kept per
+ * API origin and sent only to it; an ?api= on another origin is used only once the person approves it.
  * For tests, window.clipDemo holds every result; with ?debug=1 also each image's cropped 8-bit RGB.
  */
 
 import { ApiError, ClassifierApi } from "../src/api.js";
 import { Embedder, ModelLoadError, UnsupportedImageError } from "../src/embedder.js";
+import { apiOrigin, chooseApi, KeyStore } from "../src/keys.js";
 
 const params = new URLSearchParams(location.search);
 const fragment = new URLSearchParams(location.hash.slice(1));
@@ -23,13 +25,32 @@ const results = /** @type {HTMLElement} */ (document.getElementById("results"));
 const drop = /** @type {HTMLElement} */ (document.getElementById("drop"));
 /** @type {HTMLInputElement} */ const picker = /** @type {any} */ (document.getElementById("files"));
 
-apiUrl.value = params.get("api") ?? `${location.origin}/api`;
-apiKey.value = fragment.get("key") ?? localStorage.getItem("clip-api-key") ?? "";
-apiKey.addEventListener("change", () => localStorage.setItem("clip-api-key", apiKey.value));
+const keys = new KeyStore(localStorage);
+const chosen = chooseApi({
+  pageOrigin: location.origin,
+  requested: params.get("api"),
+  keys,
+  ask: (origin) =>
+    window.confirm(
+      `This link asks the page to send your images' features, and an API key, to ${origin}.\n\n` +
+        `Use the API at ${origin}? (Cancel uses this site's own API.)`,
+    ),
+});
+apiUrl.value = chosen.baseUrl;
+apiKey.value = fragment.get("key") ?? keys.get(chosen.origin);
+/** The origin the key field belongs to: a key typed for one API is never sent to another. */
+let keyOrigin = chosen.origin;
+apiKey.addEventListener("change", () => keys.set(keyOrigin, apiKey.value));
+apiUrl.addEventListener("change", () => {
+  keyOrigin = apiOrigin(apiUrl.value, location.origin) ?? location.origin;
+  apiKey.value = keys.get(keyOrigin);
+});
 
 /** What the page did, for people (the cards) and for tests (this object). */
 const state = {
   ready: false,
+  /** The ?api= origin the person declined (the page then uses its own). */
+  refusedApi: chosen.refused,
   /** @type {string | null} */ modelError: null,
   /** @type {Record<string, unknown>} */ model: {},
   /** @type {Record<string, any>[]} */ results: [],
@@ -134,6 +155,7 @@ async function classify(file) {
           `preprocess ${embedded.ms.preprocess.toFixed(0)} ms, embed ${embedded.ms.embed.toFixed(0)} ms`,
       ),
     );
+    if (apiOrigin(apiUrl.value, location.origin) !== keyOrigin) throw new ApiError("the API URL is not an http(s) URL", 0, "bad_url");
     const api = new ClassifierApi({ baseUrl: apiUrl.value, apiKey: apiKey.value });
     const pictureId = pictureIdFor(file.name);
     const scored = await api.score(embedded.embedding, { pictureId });

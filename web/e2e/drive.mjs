@@ -5,9 +5,10 @@
  *
  *   node web/e2e/drive.mjs plan.json out.json
  *
- * plan.json: {"scenarios": [{"name", "url", "files": [paths], "screenshot"?: path}, ...]}. Each scenario
- * opens the page, waits for the model, adds the files through the file picker, waits until every file is
- * done, and records window.clipDemo (results, model, timings) and what each card shows.
+ * plan.json: {"scenarios": [{"name", "url", "files": [paths], "screenshot"?: path, "dialog"?: "accept" |
+ * "dismiss"}, ...]}. Each scenario opens the page (answering its dialogs as "dialog" says, accept by
+ * default), waits for the model, adds the files through the file picker, waits until every file is done, and
+ * records window.clipDemo (results, model, timings), what each card shows and the dialogs' messages.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 
@@ -28,6 +29,12 @@ try {
     const console_ = [];
     page.on("console", (message) => console_.push(`${message.type()}: ${message.text()}`));
     page.on("pageerror", (error) => console_.push(`pageerror: ${error.message}`));
+    /** @type {string[]} */
+    const dialogs = [];
+    page.on("dialog", (dialog) => {
+      dialogs.push(dialog.message());
+      return scenario.dialog === "dismiss" ? dialog.dismiss() : dialog.accept();
+    });
     const opened = Date.now();
     await page.goto(scenario.url);
     await page.waitForFunction(() => {
@@ -53,7 +60,7 @@ try {
     );
     const status = await page.textContent("#model-status");
     if (scenario.screenshot) await page.screenshot({ path: scenario.screenshot, fullPage: false });
-    out.push({ name: scenario.name, modelMs, firstResultMs, demo, cards, status, console: console_ });
+    out.push({ name: scenario.name, modelMs, firstResultMs, demo, cards, status, dialogs, console: console_ });
     await page.close();
   }
 } finally {

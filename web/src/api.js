@@ -26,6 +26,19 @@ export class ApiError extends Error {
  *   topLabel: string, topProbability: number, top: RankedLabel[], ambiguous: boolean | null,
  *   headVersion: string, pictureId?: string | null, stored: boolean}} ScoreResult */
 
+/** @type {[string, (payload: any) => boolean]} */
+const SCORE_RESULT = [
+  "a score result",
+  (p) =>
+    p !== null &&
+    typeof p === "object" &&
+    typeof p.topLabel === "string" &&
+    Array.isArray(p.classes) &&
+    p.probabilities !== null &&
+    typeof p.probabilities === "object" &&
+    p.classes.every((/** @type {unknown} */ c) => typeof c === "string" && typeof p.probabilities[c] === "number"),
+];
+
 export class ClassifierApi {
   /**
    * @param {{baseUrl: string, apiKey: string, fetch?: typeof fetch}} options ``baseUrl`` ends before
@@ -39,9 +52,10 @@ export class ClassifierApi {
 
   /**
    * @param {string} method @param {string} path @param {unknown} [body]
+   * @param {[string, (payload: any) => boolean]} [expected] what a 2xx body must be (described, checked)
    * @returns {Promise<any>}
    */
-  async request(method, path, body) {
+  async request(method, path, body, expected) {
     const url = `${this.baseUrl}${path}`;
     /** @type {Record<string, string>} */
     const headers = { "x-api-key": this.apiKey };
@@ -65,6 +79,14 @@ export class ClassifierApi {
       const shown = response.status === 403 && !payload?.code ? `${message}: check the API key` : message;
       throw new ApiError(shown, response.status, code, payload?.errors ?? []);
     }
+    if (expected && !(payload !== null && typeof payload === "object" && expected[1](payload))) {
+      const seen = text ? `${text.slice(0, 60)}${text.length > 60 ? "…" : ""}` : "an empty body";
+      throw new ApiError(
+        `the API answered ${response.status} with something that is not ${expected[0]}: ${seen}`,
+        response.status,
+        "invalid_response",
+      );
+    }
     return payload;
   }
 
@@ -75,7 +97,7 @@ export class ClassifierApi {
    */
   score(features, { pictureId } = {}) {
     const body = { features: Array.from(features), ...(pictureId ? { pictureId } : {}) };
-    return this.request("POST", "/v1/scores", body);
+    return this.request("POST", "/v1/scores", body, SCORE_RESULT);
   }
 
   /**
@@ -84,9 +106,12 @@ export class ClassifierApi {
    * @returns {Promise<{items: ScoreResult[]}>}
    */
   scoreBatch(items) {
-    return this.request("POST", "/v1/scores", {
-      items: items.map((item) => ({ features: Array.from(item.features), ...(item.pictureId ? { pictureId: item.pictureId } : {}) })),
-    });
+    return this.request(
+      "POST",
+      "/v1/scores",
+      { items: items.map((item) => ({ features: Array.from(item.features), ...(item.pictureId ? { pictureId: item.pictureId } : {}) })) },
+      ["a batch of score results", (p) => Array.isArray(p.items) && p.items.length === items.length && p.items.every(SCORE_RESULT[1])],
+    );
   }
 
   /**
@@ -95,11 +120,17 @@ export class ClassifierApi {
    */
   classification(pictureId, { includeEmbedding = false } = {}) {
     const query = includeEmbedding ? "?include=embedding" : "";
-    return this.request("GET", `/v1/classifications/${encodeURIComponent(pictureId)}${query}`);
+    return this.request("GET", `/v1/classifications/${encodeURIComponent(pictureId)}${query}`, undefined, [
+      "a stored classification",
+      (p) => typeof p.pictureId === "string" && typeof p.status === "string",
+    ]);
   }
 
   /** The head and the embedder it expects (model id, sha256, transform). */
   model() {
-    return this.request("GET", "/v1/model");
+    return this.request("GET", "/v1/model", undefined, [
+      "a model description",
+      (p) => Array.isArray(p.classes) && typeof p.inputDim === "number",
+    ]);
   }
 }

@@ -15,14 +15,14 @@ function fake(status, body) {
   const fetcher = /** @type {typeof fetch} */ (
     async (url, init) => {
       calls.push({ url: String(url), init });
-      return new Response(body === undefined ? "" : JSON.stringify(body), { status });
+      return new Response(body === undefined ? null : JSON.stringify(body), { status });
     }
   );
   return { calls, fetch: fetcher };
 }
 
 test("a score request carries the key, JSON and the features as numbers", async () => {
-  const { calls, fetch } = fake(200, { topLabel: "pet", stored: true });
+  const { calls, fetch } = fake(200, { topLabel: "pet", classes: ["pet"], probabilities: { pet: 1 }, stored: true });
   const api = new ClassifierApi({ baseUrl: "https://api.example/api/", apiKey: "k-1", fetch });
   const result = await api.score(new Float32Array([0.5, -0.25]), { pictureId: "IMG 1" });
   assert.equal(result.topLabel, "pet");
@@ -33,7 +33,7 @@ test("a score request carries the key, JSON and the features as numbers", async 
 });
 
 test("ids are percent-encoded as encodeURIComponent does, and the embedding is asked for explicitly", async () => {
-  const { calls, fetch } = fake(200, { pictureId: "a/b c" });
+  const { calls, fetch } = fake(200, { pictureId: "a/b c", status: "classified" });
   const api = new ClassifierApi({ baseUrl: "http://127.0.0.1:3000/api", apiKey: "k", fetch });
   await api.classification("a:b@c+d");
   await api.classification("x", { includeEmbedding: true });
@@ -58,6 +58,9 @@ test("the API's own error, with its code and field, reaches the caller", async (
 test("API Gateway's answer to a wrong key says to check the key", async () => {
   const api = new ClassifierApi({ baseUrl: "http://h/api", apiKey: "wrong", fetch: fake(403, { message: "Forbidden" }).fetch });
   await assert.rejects(api.model(), { name: "ApiError", message: "Forbidden: check the API key", status: 403, code: "forbidden" });
+  const shaped = { code: "invalid_api_key", message: "the x-api-key header is missing or is not a key of this API", errors: [] };
+  const deployed = new ClassifierApi({ baseUrl: "http://h/api", apiKey: "wrong", fetch: fake(403, shaped).fetch });
+  await assert.rejects(deployed.model(), { name: "ApiError", message: shaped.message, status: 403, code: "invalid_api_key" });
 });
 
 test("an unreachable API (network, or CORS refusing the origin) is one clear error", async () => {
@@ -78,4 +81,29 @@ test("a non-JSON error body still gives the status", async () => {
   const fetcher = /** @type {typeof fetch} */ (async () => new Response("<html>bad gateway</html>", { status: 502 }));
   const api = new ClassifierApi({ baseUrl: "http://h/api", apiKey: "k", fetch: fetcher });
   await assert.rejects(api.model(), { message: "HTTP 502", status: 502, code: "http_502" });
+});
+
+test("a 2xx that is not the documented JSON is an ApiError, never a null or a wrong-shaped result", async () => {
+  /** @type {[number, unknown, (api: ClassifierApi) => Promise<unknown>][]} */
+  const cases = [
+    [200, undefined, (api) => api.score([1])],
+    [200, "not an object", (api) => api.score([1])],
+    [200, { topLabel: "pet" }, (api) => api.score([1])],
+    [200, { topLabel: "pet", classes: ["pet"], probabilities: { pet: "0.9" } }, (api) => api.score([1])],
+    [204, undefined, (api) => api.model()],
+    [200, { items: [] }, (api) => api.scoreBatch([{ features: [1] }])],
+    [200, [], (api) => api.classification("x")],
+  ];
+  for (const [status, body, call] of cases) {
+    const api = new ClassifierApi({ baseUrl: "http://h/api", apiKey: "k", fetch: fake(status, body).fetch });
+    await assert.rejects(call(api), (error) => {
+      assert.ok(error instanceof ApiError);
+      assert.equal(error.code, "invalid_response");
+      assert.match(error.message, /^the API answered 20\d with something that is not a/);
+      return true;
+    });
+  }
+  const good = { topLabel: "pet", classes: ["pet", "cat"], probabilities: { pet: 0.9, cat: 0.1 } };
+  const api = new ClassifierApi({ baseUrl: "http://h/api", apiKey: "k", fetch: fake(200, good).fetch });
+  assert.deepEqual(await api.score([1]), good);
 });
