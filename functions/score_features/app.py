@@ -39,7 +39,6 @@ from clip_classifier.api.models import (
     Classification,
     ErrorBody,
     ErrorDetail,
-    GatewayError,
     ModelInfo,
     ScoreRequest,
     ScoreResult,
@@ -135,17 +134,20 @@ def _unexpected(exc: Exception) -> Response[Any]:
 
 
 def _errors(*codes: int) -> dict[int, Any]:
-    """OpenAPI entries for the error responses a route can give (403/429 come from API Gateway itself)."""
+    """OpenAPI entries for the error responses a route can give; 403 and 429 come from API Gateway itself,
+    in the same shape (the template's GatewayResponses)."""
     content = {"application/json": {"model": ErrorBody}}
-    gateway = {"application/json": {"model": GatewayError}}
     entries: dict[int, Any] = {
         code: {"description": HTTPStatus(code).phrase, "content": content} for code in codes
     }
     entries[403] = {
-        "description": "Missing or invalid API key, or unknown route (API Gateway)",
-        "content": gateway,
+        "description": "Missing or invalid API key (API Gateway: invalid_api_key)",
+        "content": content,
     }
-    entries[429] = {"description": "Throttled by the usage plan (API Gateway)", "content": gateway}
+    entries[429] = {
+        "description": "Over the usage plan's rate or daily quota (API Gateway: throttled, quota_exceeded)",
+        "content": content,
+    }
     return entries
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import sys
 import threading
 import time
@@ -143,6 +144,42 @@ def run_rescore(stack: LocalStack, folder: Path, new_weights: Path | None) -> No
         print(f"  listed for a backfill: {listed['keys']} key(s), manifest {listed['manifest']}")
 
 
+def port_in_use(port: int) -> bool:
+    """Whether something already listens on 127.0.0.1:``port`` (checked before any server starts: moto's
+    server thread would only print the error and leave the process waiting)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def startup_problem(args: argparse.Namespace, model_dir: Path) -> str | None:
+    """What stops the local stack before it starts, as one line naming the option to change."""
+    for port, option, what in (
+        (args.moto_port, "--moto-port", "the moto server"),
+        (args.port, "--port", "the API"),
+    ):
+        if port and port_in_use(port):
+            return (
+                f"port {port} ({what}, {option}) is already in use: stop what uses it, or choose another, "
+                f'e.g. make local ARGS="{option} {port + 1}"'
+            )
+    if args.images:
+        folder = Path(args.images).expanduser()
+        if not folder.is_dir():
+            return f"--images {folder}: {'not a folder' if folder.exists() else 'no such folder'}"
+    if not (model_dir / "manifest.json").is_file() or not (model_dir / "model.onnx").is_file():
+        return (
+            f"--model-dir {model_dir}: no model.onnx and manifest.json there (export one with 'make model')"
+        )
+    for option, path in (("--weights", args.weights), ("--new-weights", args.new_weights)):
+        if path is not None and not Path(path).is_file():
+            return f"{option} {path}: no such file"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m clip_local", description=__doc__)
     parser.add_argument(
@@ -193,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     model_dir: Path = args.model_dir or default_model_dir()
+    problem = startup_problem(args, model_dir)
+    if problem:
+        print(f"python -m clip_local: {problem}", file=sys.stderr)
+        return 1
     manifest = load_manifest(model_dir / "manifest.json")
     if not args.verbose:
         # Powertools warns when an invocation published no metric (GET routes); noise for this table.

@@ -1,7 +1,7 @@
 """Turn real HTTP requests into API Gateway REST (proxy integration) events, as API Gateway does.
 
 Routes and the API-key requirement come from template.yaml, so the local API answers like the deployed
-one: an unknown route is 403 ``Missing Authentication Token``, a missing or wrong key 403 ``Forbidden``.
+one: an unknown route and a missing or wrong key get the answers the template's ``GatewayResponses`` give.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ class LocalApi:
         class _Request(BaseHTTPRequestHandler):
             def __getattr__(self, name: str) -> Any:
                 # Every HTTP method, declared or not, goes to the router: API Gateway answers methods no
-                # route declares with 403 "Missing Authentication Token", not http.server's 501.
+                # route declares with its MISSING_AUTHENTICATION_TOKEN answer, not http.server's 501.
                 if name.startswith("do_"):
                     return lambda: api._serve(self, name[3:])
                 raise AttributeError(name)
@@ -193,16 +193,11 @@ class LocalApi:
                 self._reply(request, 200, headers, b"" if method == "HEAD" else target.read_bytes())
                 return
         if route is None:
-            self._reply(
-                request,
-                403,
-                {"Content-Type": "application/json"},
-                b'{"message":"Missing Authentication Token"}',
-            )
+            self._gateway_reply(request, "MISSING_AUTHENTICATION_TOKEN")
             return
         headers = {k.lower(): v for k, v in request.headers.items()}
         if self.api_key is not None and route.api_key_required and headers.get("x-api-key") != self.api_key:
-            self._reply(request, 403, {"Content-Type": "application/json"}, b'{"message":"Forbidden"}')
+            self._gateway_reply(request, "INVALID_API_KEY")
             return
         length = int(headers.get("content-length") or 0)
         body = request.rfile.read(length) if length else b""
@@ -214,6 +209,13 @@ class LocalApi:
         for key, values in (response.get("multiValueHeaders") or {}).items():
             out_headers[key] = ", ".join(values)
         self._reply(request, int(response["statusCode"]), out_headers, data)
+
+    def _gateway_reply(self, request: BaseHTTPRequestHandler, kind: str) -> None:
+        """API Gateway's own answer of this type, as the template configures it."""
+        from .template import gateway_responses, load_template
+
+        status, body = gateway_responses(load_template())[kind]
+        self._reply(request, status, {"Content-Type": "application/json"}, body)
 
     @staticmethod
     def _reply(request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes) -> None:

@@ -36,6 +36,18 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     return template
 
 
+def gateway_responses(template: dict[str, Any]) -> dict[str, tuple[int, bytes]]:
+    """API Gateway's own answers as the template configures them (``ScoreApi.GatewayResponses``): response
+    type → (status, JSON body). The defaults, which need API Gateway's ``$context``, are left out."""
+    configured = resource(template, "ScoreApi")["Properties"].get("GatewayResponses", {})
+    answers = {}
+    for kind, spec in configured.items():
+        body = spec.get("ResponseTemplates", {}).get("application/json", "")
+        if "StatusCode" in spec and "$context" not in body:
+            answers[kind] = (int(spec["StatusCode"]), body.encode())
+    return answers
+
+
 def resource(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
     res: dict[str, Any] = template["Resources"][logical_id]
     return res

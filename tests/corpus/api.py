@@ -103,13 +103,28 @@ def api_cases() -> list[ApiCase]:
             "'pictureId' goes inside each entry of 'items'",
         ),
         ApiCase(
-            "extra top-level field", j({"features": V, "extra": 1}), 422, "extra is not an allowed field"
+            "extra top-level field",
+            j({"features": V, "extra": 1}),
+            422,
+            "extra is not a field of this request",
+        ),
+        ApiCase(
+            "a misspelt field",
+            j({"featurs": V}),
+            422,
+            "featurs is not a field of this request (did you mean 'features'?)",
+        ),
+        ApiCase(
+            "a misspelt field in an item",
+            j({"items": [{"pictureid": "p", "features": V}]}),
+            422,
+            "items[0].pictureid is not a field of this request (did you mean 'pictureId'?)",
         ),
         ApiCase(
             "extra field in an item",
             j({"items": [{"features": V, "nested": {}}]}),
             422,
-            "items[0].nested is not an allowed field",
+            "items[0].nested is not a field of this request",
         ),
         ApiCase(
             "pictureId with a slash",

@@ -50,15 +50,18 @@ def test_score_then_read_back_over_http(stack: LocalStack) -> None:
 
 
 def test_the_api_key_is_required(stack: LocalStack) -> None:
-    assert call(stack, "GET", "/v1/model", key=None)[0] == 403
-    assert call(stack, "GET", "/v1/model", key="wrong")[0] == 403
+    for key in (None, "wrong"):
+        status, body = call(stack, "GET", "/v1/model", key=key)
+        assert status == 403 and body["code"] == "invalid_api_key"
+        assert body["message"] == "the x-api-key header is missing or is not a key of this API"
     status, model = call(stack, "GET", "/v1/model")
     assert status == 200 and len(model["classes"]) == 12
 
 
 def test_unknown_routes_answer_like_api_gateway(stack: LocalStack) -> None:
-    status, body = call(stack, "GET", "/v1/nothing-here")
-    assert status == 403 and body == {"message": "Missing Authentication Token"}
+    for method, path in (("GET", "/v1/nothing-here"), ("GET", "/v1/scores"), ("DELETE", "/v1/model")):
+        status, body = call(stack, method, path)
+        assert status == 404 and body["code"] == "no_route" and "POST /v1/scores" in body["message"]
 
 
 def test_bad_request_over_http(stack: LocalStack) -> None:
@@ -125,4 +128,4 @@ def test_the_browser_demo_is_served_on_the_apis_origin_and_nothing_else(stack: L
         "/README.md",
     ):
         status, _, body = fetch(stack, path)
-        assert status == 403 and b"Missing Authentication Token" in body, path
+        assert status == 404 and b'"no_route"' in body, path

@@ -77,3 +77,52 @@ def test_local_backfill_and_rescore_run_the_state_machines_with_a_progress_bar_a
     assert "16/16 16 segments" in rescore.stderr
     for stream in (backfill.stdout, backfill.stderr, rescore.stdout, rescore.stderr):
         assert '"_aws"' not in stream and '"level"' not in stream
+
+
+def run_local(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m clip_local`` in its own process group, which must be empty once it has exited."""
+    import os
+    import signal
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "clip_local", "--once", *args],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    try:
+        os.killpg(process.pid, 0)
+    except ProcessLookupError:
+        pass  # nothing left behind
+    else:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise AssertionError("python -m clip_local left a process behind")
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def test_a_taken_port_is_one_line_naming_it_and_its_option() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for option, what in (("--moto-port", "the moto server"), ("--port", "the API")):
+            other = "--port" if option == "--moto-port" else "--moto-port"
+            result = run_local(option, str(port), other, str(free_port()))
+            assert result.returncode == 1 and "Traceback" not in result.stderr
+            assert result.stderr.strip().splitlines() == [
+                f"python -m clip_local: port {port} ({what}, {option}) is already in use: stop what uses it, "
+                f'or choose another, e.g. make local ARGS="{option} {port + 1}"'
+            ]
+
+
+def test_a_missing_folder_or_model_is_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ports = ("--port", str(free_port()), "--moto-port", str(free_port()))
+    missing = run_local("--images", str(tmp_path / "absent"), *ports)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == f"python -m clip_local: --images {tmp_path / 'absent'}: no such folder"
+    no_model = run_local("--model-dir", str(tmp_path / "vit-b-32" / "int8"), *ports)
+    assert no_model.returncode == 1 and "Traceback" not in no_model.stderr
+    assert "no model.onnx and manifest.json there (export one with 'make model')" in no_model.stderr

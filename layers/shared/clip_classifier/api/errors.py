@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from clip_classifier.api.models import ErrorDetail
 
+#: The fields a request body may have (a misspelt one is named, with the nearest of these).
+KNOWN_FIELDS = ("features", "items", "pictureId")
 _PHRASES = {
     "finite_number": "is not a finite number",
     "float_type": "must be a number",
     "float_parsing": "must be a number",
     "missing": "is required",
-    "extra_forbidden": "is not an allowed field",
+    "extra_forbidden": "is not a field of this request",
     "list_type": "must be an array",
     "string_type": "must be a string",
     "model_attributes_type": "must be a JSON object",
@@ -52,6 +55,10 @@ def describe_validation_errors(errors: Iterable[Mapping[str, Any]]) -> list[Erro
             message = f"{field} must have {bound} {limit} characters"
         elif kind == "value_error":
             message = str(err.get("msg", "")).removeprefix("Value error, ")
+        elif kind == "extra_forbidden":
+            name = field.rsplit(".", 1)[-1]
+            close = difflib.get_close_matches(name, KNOWN_FIELDS, n=1, cutoff=0.6)
+            message = f"{field} {_PHRASES[kind]}" + (f" (did you mean '{close[0]}'?)" if close else "")
         elif kind in _PHRASES:
             message = f"{field} {_PHRASES[kind]}"
         else:

@@ -72,6 +72,8 @@ class ScoreRequest(_Body):
     @classmethod
     def _one_shape(cls, data: Any) -> Any:
         if isinstance(data, dict):
+            if set(data) - {"features", "items", "pictureId"}:
+                return data  # unknown fields: named by the schema's own extra-field errors, which say which
             for field in ("features", "items"):
                 if field in data and data[field] is None:
                     raise ValueError(f"{field} must be an array, not null")
@@ -176,12 +178,6 @@ class ModelInfo(_Body):
 
 class ErrorDetail(_Body):
     field: str | None = None
-    message: str
-
-
-class GatewayError(_Body):
-    """API Gateway's own answer (missing or wrong API key, unknown route, throttled)."""
-
     message: str
 
 
