@@ -49,6 +49,7 @@ from clip_classifier.exceptions import (
     BodyTooLargeError,
     ClassifierError,
     CorruptEmbeddingError,
+    EmbeddingFromAnotherModelError,
     InvalidFeaturesError,
     MalformedBodyError,
     PictureConflictError,
@@ -106,6 +107,11 @@ def _conflict(exc: PictureConflictError) -> Response[Any]:
 
 def _not_found(exc: ResultNotFoundError) -> Response[Any]:
     return _error(HTTPStatus.NOT_FOUND, exc.code, exc.message)
+
+
+def _embedding_from_another_model(exc: EmbeddingFromAnotherModelError) -> Response[Any]:
+    detail = ErrorDetail(field="include", message=exc.message)
+    return _error(HTTPStatus.CONFLICT, exc.code, exc.message, [detail])
 
 
 def _corrupt_embedding(exc: CorruptEmbeddingError) -> Response[Any]:
@@ -174,6 +180,7 @@ def create_resolver(
     app.exception_handler(PictureConflictError)(_conflict)
     app.exception_handler(ResultNotFoundError)(_not_found)
     app.exception_handler(CorruptEmbeddingError)(_corrupt_embedding)
+    app.exception_handler(EmbeddingFromAnotherModelError)(_embedding_from_another_model)
     app.exception_handler(ClassifierError)(_classifier_error)
     app.exception_handler(Exception)(_unexpected)
 
@@ -229,7 +236,7 @@ def create_resolver(
     @app.get(
         "/v1/classifications/<pictureId>",
         summary="Read a stored classification",
-        responses={200: {"description": "The stored item"}, **_errors(404, 500, 503)},
+        responses={200: {"description": "The stored item"}, **_errors(404, 409, 500, 503)},
     )
     def get_classification(
         pictureId: Annotated[str, Path(min_length=1, max_length=1024)],

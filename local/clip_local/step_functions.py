@@ -38,7 +38,9 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from clip_classifier.aws import AWS_ERRORS
 
@@ -70,6 +72,40 @@ _RETRY_FIELDS = {
     "JitterStrategy",
     "MaxDelaySeconds",
 }
+
+
+#: The most bytes the local interpreter reads of a manifest or one of its files, and decompresses of a file.
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+MAX_DECOMPRESSED_BYTES = 256 * 1024 * 1024
+
+
+class InventoryFile(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    key: str = Field(min_length=1)
+
+
+class InventoryManifest(BaseModel):
+    """The parts of an S3 Inventory ``manifest.json`` the item reader uses."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    file_format: Literal["CSV"] = Field(alias="fileFormat")
+    file_schema: str = Field(alias="fileSchema", min_length=1)
+    destination_bucket: str = Field(alias="destinationBucket", min_length=3)
+    files: list[InventoryFile] = Field(min_length=1)
+
+
+def _decompressed(data: bytes, name: str) -> bytes:
+    """gunzip with a bound: a small file that inflates past :data:`MAX_DECOMPRESSED_BYTES` fails the state."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            out = stream.read(MAX_DECOMPRESSED_BYTES + 1)
+    except (OSError, EOFError) as exc:
+        raise StatesError("States.ItemReaderFailed", f"{name} is not a gzip file ({exc})") from exc
+    if len(out) > MAX_DECOMPRESSED_BYTES:
+        raise StatesError("States.ItemReaderFailed", f"{name} inflates past {MAX_DECOMPRESSED_BYTES:,} bytes")
+    return out
 
 
 class UnsupportedDefinition(ValueError):
@@ -541,23 +577,51 @@ class LocalStepFunctions:
         return items
 
     def _inventory(self, bucket: str, key: str) -> list[dict[str, Any]]:
+        """The rows of an S3 Inventory report (CSV, gzipped or not) its manifest names. A manifest that is
+        not one, a file larger than it may be once decompressed, or a row of another width fails the state
+        with ``States.ItemReaderFailed`` and a message that says which."""
+
+        def failed(message: str) -> StatesError:
+            return StatesError("States.ItemReaderFailed", f"manifest s3://{bucket}/{key}: {message}")
+
         try:
-            manifest = json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-        except (*AWS_ERRORS, ValueError, KeyError) as exc:  # the state fails, as in AWS
-            raise StatesError(
-                "States.ItemReaderFailed", f"cannot read the manifest s3://{bucket}/{key}: {exc}"
-            ) from exc
-        if manifest.get("fileFormat") != "CSV":
-            raise UnsupportedDefinition(f"inventory format {manifest.get('fileFormat')}")
-        columns = [c.strip() for c in manifest["fileSchema"].split(",")]
-        data_bucket = str(manifest["destinationBucket"]).rsplit(":", 1)[-1]
+            raw = self._read(bucket, key, MAX_MANIFEST_BYTES)
+            manifest = InventoryManifest.model_validate_json(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'document'}: {e['msg']}" for e in exc.errors()[:3]
+            )
+            raise failed(f"not an S3 Inventory manifest ({problems})") from exc
+        columns = [c.strip() for c in manifest.file_schema.split(",")]
+        if "Key" not in columns:
+            raise failed(f"fileSchema {manifest.file_schema!r} has no Key column")
+        data_bucket = manifest.destination_bucket.rsplit(":", 1)[-1]
         items = []
-        for entry in manifest["files"]:
-            body = self.s3.get_object(Bucket=data_bucket, Key=entry["key"])["Body"].read()
-            text = (gzip.decompress(body) if entry["key"].endswith(".gz") else body).decode()
-            for row in csv.reader(io.StringIO(text)):
-                items.append(dict(zip(columns, row, strict=True)))
+        for entry in manifest.files:
+            body = self._read(data_bucket, entry.key, MAX_MANIFEST_BYTES)
+            text = _decompressed(body, entry.key) if entry.key.endswith(".gz") else body
+            try:
+                rows = csv.reader(io.StringIO(text.decode("utf-8")))
+                for number, row in enumerate(rows, 1):
+                    if len(row) != len(columns):
+                        raise failed(
+                            f"{entry.key} row {number} has {len(row)} columns; fileSchema has {len(columns)}"
+                        )
+                    items.append(dict(zip(columns, row, strict=True)))
+            except (UnicodeDecodeError, csv.Error) as exc:
+                raise failed(f"{entry.key} is not a UTF-8 CSV file ({exc})") from exc
         return items
+
+    def _read(self, bucket: str, key: str, limit: int) -> bytes:
+        """An object's bytes, at most ``limit`` of them."""
+        try:
+            response = self.s3.get_object(Bucket=bucket, Key=key)
+            if int(response.get("ContentLength", 0)) > limit:
+                raise StatesError("States.ItemReaderFailed", f"s3://{bucket}/{key} is over {limit:,} bytes")
+            data: bytes = response["Body"].read(limit + 1)
+        except AWS_ERRORS as exc:  # the state fails, as in AWS
+            raise StatesError("States.ItemReaderFailed", f"cannot read s3://{bucket}/{key}: {exc}") from exc
+        return data
 
     def _write_results(
         self, writer: dict[str, Any], run: MapRun, document: Any, context: dict[str, Any]

@@ -266,6 +266,14 @@ def png_big_text() -> bytes:
     return raw[:at] + _png_chunk(b"zTXt", ztxt) + raw[at:]
 
 
+def png_big_icc() -> bytes:
+    """A valid PNG whose iCCP chunk (its ICC profile) inflates to 2 MB: the same Pillow guard as text."""
+    raw = _encode(_photo(64, 48), "PNG")
+    iccp = b"profile\x00\x00" + zlib.compress(b"\x00" * 2_000_000, 9)
+    at = raw.index(b"IDAT") - 4
+    return raw[:at] + _png_chunk(b"iCCP", iccp) + raw[at:]
+
+
 def jpeg_segments(data: bytes) -> list[tuple[int, bytes]]:
     """A JPEG split into (marker, bytes), each SOS segment with the entropy-coded data that follows it."""
     out, pos = [(0xD8, data[:2])], 2
@@ -390,6 +398,7 @@ def round_two_cases() -> list[ImageCase]:
         ImageCase("TIFF with 24,001 chained IFDs (2.9 MB)", "ifds.tiff", tiff_many_ifds, "classified"),
         ImageCase("float32 (mode F) TIFF", "float.tiff", float_tiff, "image_unsupported"),
         ImageCase("PNG with a 2 MB (inflated) zTXt chunk", "bigtext.png", png_big_text, "image_unsupported"),
+        ImageCase("PNG with a 2 MB (inflated) ICC profile", "bigicc.png", png_big_icc, "image_unsupported"),
         ImageCase(
             "progressive JPEG with 1,000 scans (38 kB)",
             "scans.jpg",

@@ -11,6 +11,7 @@ from typing import Any
 from clip_classifier.exceptions import PictureConflictError
 from clip_classifier.head.result_fields import ResultFields
 from clip_classifier.limits import MAX_TRANSACTION_ITEMS
+from clip_classifier.storage.item_codec import ScanPage, UnreadableItem
 from clip_classifier.storage.result_item import ClassificationItem
 from clip_classifier.storage.results_table import TOMBSTONE_SECONDS
 
@@ -18,6 +19,8 @@ from clip_classifier.storage.results_table import TOMBSTONE_SECONDS
 class InMemoryResultStore:
     def __init__(self) -> None:
         self.items: dict[str, ClassificationItem] = {}
+        #: Ids whose items read back as damaged (a scan lists them as unreadable).
+        self.unreadable: set[str] = set()
         #: Every write attempt: (method, pictureId, written).
         self.writes: list[tuple[str, str, bool]] = []
 
@@ -105,8 +108,9 @@ class InMemoryResultStore:
         start_key: dict[str, Any] | None,
         limit: int = 500,
         attributes: Sequence[str] = (),
-    ) -> tuple[list[ClassificationItem], dict[str, Any] | None]:
-        """Items whose id hashes to ``segment``, in id order, ``limit`` per page."""
+    ) -> ScanPage:
+        """Items whose id hashes to ``segment``, in id order, ``limit`` per page; ``self.unreadable`` ids
+        come back as unreadable items, as a damaged item would."""
         mine = sorted(
             i
             for i in self.items
@@ -116,6 +120,11 @@ class InMemoryResultStore:
         remaining = [i for i in mine if after is None or i > after]
         page = remaining[:limit]
         more = len(remaining) > limit
-        return [self.items[i].model_copy(deep=True) for i in page], (
-            {"pictureId": {"S": page[-1]}} if more else None
-        )
+        result = ScanPage(next_key={"pictureId": {"S": page[-1]}} if more else None)
+        for i in page:
+            if i in self.unreadable:
+                source = self.items[i].source
+                result.unreadable.append(UnreadableItem(i, source.bucket, source.key, "damaged"))
+            else:
+                result.items.append(self.items[i].model_copy(deep=True))
+        return result

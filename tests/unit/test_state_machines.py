@@ -253,3 +253,42 @@ def test_an_inventory_manifest_is_read_as_s3_writes_it(s3: Any) -> None:
     assert seen[0]["Items"] == [{"Bucket": "src", "Key": "a%20b.jpg"}, {"Bucket": "src", "Key": "c.jpg"}]
     missing = sfn.start(machine(("M", state)), {"bucket": "inventory-bucket", "key": "inv/none.json"})
     assert missing.status == "FAILED" and missing.error == "States.ItemReaderFailed"
+
+
+@pytest.mark.parametrize(
+    ("manifest", "data", "message"),
+    [
+        ({"fileFormat": "CSV"}, None, "not an S3 Inventory manifest"),
+        ({"fileFormat": "ORC", "fileSchema": "Bucket, Key", "destinationBucket": "arn:aws:s3:::inventory-bucket", "files": [{"key": "k"}]}, None, "not an S3 Inventory manifest"),
+        ({"fileFormat": "CSV", "fileSchema": "Bucket, Size", "destinationBucket": "arn:aws:s3:::inventory-bucket", "files": [{"key": "inv/d.csv.gz"}]}, None, "has no Key column"),
+        (None, gzip.compress(b"\0" * (300 * 1024 * 1024)), "inflates past 268,435,456 bytes"),
+        (None, b"not gzip at all", "is not a gzip file"),
+        (None, gzip.compress(b'"src","a.jpg","extra"\n'), "row 1 has 3 columns; fileSchema has 2"),
+    ],
+)  # fmt: skip
+def test_a_malformed_or_oversized_inventory_fails_the_state_with_what_is_wrong(
+    s3: Any, manifest: dict[str, Any] | None, data: bytes | None, message: str
+) -> None:
+    s3.create_bucket(Bucket="inventory-bucket")
+    s3.put_object(
+        Bucket="inventory-bucket", Key="inv/d.csv.gz", Body=data or gzip.compress(b'"src","a.jpg"\n')
+    )
+    manifest = manifest or {
+        "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key",
+        "destinationBucket": "arn:aws:s3:::inventory-bucket",
+        "files": [{"key": "inv/d.csv.gz"}],
+    }
+    s3.put_object(Bucket="inventory-bucket", Key="inv/manifest.json", Body=json.dumps(manifest).encode())
+    state = distributed(
+        ItemReader={
+            "Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "MANIFEST"},
+            "Parameters": {"Bucket.$": "$.bucket", "Key.$": "$.key"},
+        },
+        ItemBatcher={"MaxItemsPerBatch": 10},
+    )
+    sfn = LocalStepFunctions(s3, {"fn": lambda p: {}})
+    run = sfn.start(machine(("M", state)), {"bucket": "inventory-bucket", "key": "inv/manifest.json"})
+    assert run.status == "FAILED" and run.error == "States.ItemReaderFailed"
+    assert message in (run.cause or ""), run.cause

@@ -129,6 +129,13 @@ class ResultNotFoundError(ClassifierError):
     code = "not_found"
 
 
+class EmbeddingFromAnotherModelError(ClassifierError):
+    """A stored embedding another model made (or of another dimension): its features are not this API's to
+    score, as the rescore will not score them either; a backfill re-classifies the image."""
+
+    code = "embedding_other_model"
+
+
 class CorruptEmbeddingError(ClassifierError):
     """A stored embedding cannot be decoded (wrong size, failed CRC, not a unit vector): never scored."""
 

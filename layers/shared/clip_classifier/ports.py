@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from clip_classifier.head.result_fields import ResultFields
     from clip_classifier.ingest.objects import CurrentVersion, ObjectLocation, OpenedObject
     from clip_classifier.storage.backfill_lists import ManifestResult
+    from clip_classifier.storage.item_codec import ScanPage
     from clip_classifier.storage.result_item import ClassificationItem
 
 
@@ -66,8 +67,8 @@ class ResultScan(Protocol):
         start_key: dict[str, Any] | None,
         limit: int = 500,
         attributes: Sequence[str] = (),
-    ) -> tuple[list[ClassificationItem], dict[str, Any] | None]:
-        """One page of a parallel scan and the key to continue from (``None`` at the end)."""
+    ) -> ScanPage:
+        """One page of a parallel scan: items, unreadable items, and the key to continue from."""
         ...
 
     def update_result(self, previous: ClassificationItem, result: ResultFields, *, updated_at: str) -> bool:

@@ -406,16 +406,23 @@ def _get(api: ScoreApi, picture_id: str, query: str = "") -> tuple[int, Any]:
     return api.invoke(build_event("GET", route, f"/v1/classifications/{picture_id}", {}, b"", query=query))
 
 
-def _upload_item(picture_id: str, embedding: bytes, head: Head) -> Any:
+def _upload_item(picture_id: str, embedding: bytes, head: Head, embedder: str | None = None) -> Any:
     from clip_classifier.head.result_fields import ResultFields
+    from clip_classifier.model.manifest import load_manifest
     from clip_classifier.storage import embedding_codec
     from clip_classifier.storage.result_item import ClassificationItem, SourceInfo
 
-    prediction = head.predict(embedding_codec.head_input(embedding, head.input_dim))[0]
+    served = load_manifest(TINY_MODEL_DIR / "int8" / "manifest.json").model_sha256
+    dim = embedding_codec.dimension(embedding)
+    features = embedding_codec.head_input(embedding, dim)
+    prediction = head.predict(
+        features if dim == head.input_dim else np.ones((1, head.input_dim), np.float32)
+    )[0]
     return ClassificationItem.classified(
         picture_id,
         ResultFields.from_prediction(prediction, head_version=head.version),
         source=SourceInfo(type="s3", bucket="b", key=f"uploads/{picture_id}", etag="e", version_id="v"),
+        embedder_version=embedder or served,
         embedding=embedding,
         sequencer="0" * 39 + "1",
     )
@@ -452,3 +459,20 @@ def test_a_damaged_stored_embedding_is_a_clear_server_error(api: ScoreApi, refer
     assert status == 500 and body["code"] == "embedding_corrupt"
     assert "pictureId 'up-bad'" in body["message"] and "CRC-32" in body["message"]
     assert _get(api, "up-bad")[0] == 200  # the result itself stays readable
+
+
+def test_an_embedding_from_another_model_is_refused_as_the_rescore_refuses_it(
+    api: ScoreApi, reference: Head
+) -> None:
+    from clip_classifier.storage import embedding_codec
+
+    other = _upload_item("up-other", embedding_codec.encode(np.ones(512, np.float32)), reference, "f" * 64)
+    wide = _upload_item("up-wide", embedding_codec.encode(np.ones(768, np.float32)), reference)
+    for item in (other, wide):
+        api.function.service.store.put_if_newer(item)
+        status, body = _get(api, item.picture_id, "include=embedding")
+        assert status == 409 and body["code"] == "embedding_other_model"
+        assert (
+            body["errors"][0]["field"] == "include" and "re-classify the image (backfill)" in body["message"]
+        )
+        assert _get(api, item.picture_id)[0] == 200  # the result itself stays readable

@@ -182,3 +182,16 @@ def test_fixture_generator_still_produces_the_committed_set(tmp_path: Path) -> N
     for name in generated:
         with Image.open(tmp_path / name) as new, Image.open(FIXTURES / name) as committed:
             assert (new.format, new.mode, new.size) == (committed.format, committed.mode, committed.size)
+
+
+def test_oversized_png_metadata_is_named_for_what_it_is() -> None:
+    """Pillow's guard says "text" for both; the message says whether the file's ICC profile or its text is
+    over the limit, so a person knows what to strip."""
+    from clip_classifier.exceptions import UnsupportedImageError
+    from clip_classifier.image.limits import ImageLimits
+    from clip_classifier.image.preprocess import open_image
+    from tests.corpus.images import png_big_icc, png_big_text
+
+    for payload, named in ((png_big_icc, "ICC colour profile"), (png_big_text, "text metadata")):
+        with pytest.raises(UnsupportedImageError, match=f"the PNG's {named} is over the 1 MB safety limit"):
+            open_image(payload(), ImageLimits())

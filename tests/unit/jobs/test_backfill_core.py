@@ -84,3 +84,12 @@ def test_a_transient_failure_stores_the_other_keys_then_raises_for_a_retry(
         backfill.run(batch("uploads/a.jpg", "uploads/b.jpg"))
     assert set(results.items) == {"b.jpg"}
     assert backfill.run(batch("uploads/a.jpg", "uploads/b.jpg")).counts == {"classified": 1, "skipped": 1}
+
+
+def test_a_key_listed_twice_in_a_batch_is_embedded_once(
+    backfill: BackfillService, objects: InMemoryObjectSource, results: InMemoryResultStore
+) -> None:
+    objects.put(BUCKET, "uploads/a.jpg", JPEG)
+    result = backfill.run(batch("uploads/a.jpg", "uploads/a.jpg", "uploads/a.jpg"))
+    assert result.counts == {"classified": 1} and len(result.items) == 1
+    assert [call for call in objects.calls if call[0] == "open"] == [("open", "uploads/a.jpg")]

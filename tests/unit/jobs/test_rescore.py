@@ -290,3 +290,44 @@ def test_the_rescore_logs_hold_no_embedding(
     unit, _ = embedding_codec.decode(item.embedding, 512)
     for value in unit[:16]:
         assert f"{value:.5f}" not in out
+
+
+def test_the_handler_takes_its_own_output_back_until_the_segment_is_done(rescore: RescoreFunction) -> None:
+    """The state machine passes each call's whole output (``done`` included) back in: the loop must accept
+    it, however many calls a segment takes."""
+    for n in range(12):
+        rescore.service.store.put_if_newer(uploaded(n))
+    rescore.service.page_size = 5
+    handler = load_function("rescore_results").create_handler(rescore)
+
+    class Hurried(LambdaContext):
+        def get_remaining_time_in_millis(self) -> int:
+            return 0  # the deadline has passed after the first page: one page per call
+
+    payload: dict[str, Any] = {"runId": "run-1", "segment": 0, "totalSegments": 1}
+    calls = 0
+    while True:
+        payload = json.loads(json.dumps(handler(payload, Hurried())))
+        calls += 1
+        if payload["done"]:
+            break
+    assert calls == 3 and payload["totals"] == {"rescored": 12}
+
+
+def test_a_damaged_item_is_counted_and_named_and_its_segment_goes_on(rescore: RescoreFunction) -> None:
+    for n in range(3):
+        rescore.service.store.put_if_newer(uploaded(n))
+    table = rescore.service.store
+    table.client.put_item(  # type: ignore[attr-defined]
+        TableName=table.table_name,  # type: ignore[attr-defined]
+        Item={
+            "pictureId": {"S": "damaged"},
+            "status": {"S": "half-written"},
+            "source": {
+                "M": {"type": {"S": "s3"}, "bucket": {"S": UPLOADS}, "key": {"S": "uploads/damaged.jpg"}}
+            },
+        },
+    )
+    progress = rescore.service.run(request())
+    assert progress.done and progress.totals == {"rescored": 3, "unreadable": 1}
+    assert progress.unreadable == ["damaged"]

@@ -115,3 +115,15 @@ def test_a_newer_upload_between_scan_and_update_is_never_overwritten(new_head: H
     results.items["a"] = stored("a", head=old)
     progress = service(results, new_head, lists).run(request())
     assert progress.totals == {"superseded": 1} and results.items["a"].head_version == old.version
+
+
+def test_an_unreadable_item_is_counted_named_and_listed_never_fatal(new_head: Head) -> None:
+    old = example_head()
+    results, lists = InMemoryResultStore(), InMemoryBackfillLists()
+    for picture_id in ("a", "b", "c"):
+        results.items[picture_id] = stored(picture_id, head=old)
+    results.unreadable.add("b")
+    progress = service(results, new_head, lists).run(request())
+    assert progress.done and progress.totals == {"rescored": 2, "unreadable": 1}
+    assert progress.unreadable == ["b"]
+    assert [key for rows in lists.files.values() for _, key in rows] == ["uploads/b"]

@@ -163,9 +163,10 @@ def test_a_parallel_scan_sees_every_item_once(store: Store, segments: int) -> No
     for segment in range(segments):
         start: dict[str, Any] | None = None
         while True:
-            page, start = store.scan_segment(segment, segments, start_key=start, limit=5)
-            assert len(page) <= 5
-            seen += [item.picture_id for item in page]
+            page = store.scan_segment(segment, segments, start_key=start, limit=5)
+            start = page.next_key
+            assert len(page.items) <= 5 and page.unreadable == []
+            seen += [item.picture_id for item in page.items]
             if start is None:
                 break
     assert sorted(seen) == sorted(ids)

@@ -12,7 +12,12 @@ from clip_classifier.api.models import (
     ScoreResult,
 )
 from clip_classifier.api.score_request import validate_score_request
-from clip_classifier.exceptions import CorruptEmbeddingError, PictureConflictError, ResultNotFoundError
+from clip_classifier.exceptions import (
+    CorruptEmbeddingError,
+    EmbeddingFromAnotherModelError,
+    PictureConflictError,
+    ResultNotFoundError,
+)
 from clip_classifier.head.result_fields import ResultFields
 from clip_classifier.model.manifest import ModelManifest
 from clip_classifier.ports import ApiResults, HeadProvider
@@ -69,11 +74,19 @@ class ScoringService:
         result = Classification.model_validate(item.model_dump(include=PUBLIC_ITEM_FIELDS))
         if include_embedding and item.embedding is not None:
             try:
-                features = embedding_codec.head_input(
-                    item.embedding, embedding_codec.dimension(item.embedding)
-                )
+                dimension = embedding_codec.dimension(item.embedding)
+                features = embedding_codec.head_input(item.embedding, dimension)
             except CorruptEmbeddingError as exc:
                 raise CorruptEmbeddingError(f"pictureId '{picture_id}': {exc.message}") from exc
+            served = self.embedder
+            if item.embedder_version != served.model_sha256 or dimension != served.output_dim:
+                # The rescore's rule: features from another model are never scored here; say so rather
+                # than return numbers POST /v1/scores would refuse or misread.
+                raise EmbeddingFromAnotherModelError(
+                    f"pictureId '{picture_id}' keeps a {dimension}-d embedding from model "
+                    f"{str(item.embedder_version)[:12]}…, not from the model this API serves "
+                    f"({served.model_sha256[:12]}…, {served.output_dim}-d): re-classify the image (backfill)"
+                )
             result.embedding = features[0].tolist()
         return result
 

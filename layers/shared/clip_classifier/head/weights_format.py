@@ -45,9 +45,10 @@ from clip_classifier.head.labels import classes_problem
 
 FORMAT_NAME = "clip-head-weights"
 FORMAT_VERSION = 1
-#: The largest weights file any function downloads or parses. Parsed, a file takes at most about 11 times
-#: its size in memory (worst case: short floats, each a Python object): ~190 MB here, well within the API
-#: function's 512 MB (``python -m bench.head_limits`` measures it). A 512→256→128→1000 MLP is 3.5 MB.
+#: The largest weights file any function downloads or parses. Parsing one at the limit takes at most about
+#: 15 times its size in memory (worst case: short floats, each a Python object while the JSON is read),
+#: ~245 MB, within the API function's 512 MB (``python -m bench.head_limits`` measures it in a fresh
+#: process). A 512→256→128→1000 MLP is 3.5 MB; a 768→800 linear head about 8 MB.
 MAX_WEIGHTS_BYTES = 16 * 1024 * 1024
 #: Integer literals longer than this are refused (Python would build them digit by digit; no weight needs it).
 MAX_INT_DIGITS = 20
@@ -63,8 +64,8 @@ def _numbers(value: Any, dims: int) -> np.ndarray:
     """A JSON array of numbers (``dims`` deep) as float32, or ``ValueError`` saying which element is wrong:
     numbers only (no strings, booleans or null), finite, within float32's range."""
     if isinstance(value, np.ndarray):  # built in Python (tools, tests): same checks on the values
-        array = np.asarray(value, dtype=np.float64)
-        if array.ndim != dims:
+        array = np.asarray(value)
+        if array.ndim != dims or array.dtype.kind not in "fiu":
             raise ValueError(f"must be a {dims}-D array of numbers")
     else:
         rows = value if dims == 2 else [value]
@@ -79,16 +80,18 @@ def _numbers(value: Any, dims: int) -> np.ndarray:
                 raise ValueError(f"{where}[{j}] is not a number")
         if dims == 2 and len({len(row) for row in rows}) != 1:
             raise ValueError("must be a rectangular [out][in] matrix")
-        array = np.array(value, dtype=np.float64)
-    finite = np.isfinite(array)
-    if not finite.all():
-        index = tuple(int(i) for i in np.argwhere(~finite)[0])
-        raise ValueError(f"{''.join(f'[{i}]' for i in index)} is not a finite number")
-    too_big = np.abs(array) > FLOAT32_MAX
-    if too_big.any():
-        index = tuple(int(i) for i in np.argwhere(too_big)[0])
-        raise ValueError(f"{''.join(f'[{i}]' for i in index)} is beyond float32's range (±3.4e38)")
-    return array.astype(np.float32)
+        array = value
+    # Straight to float32 (no float64 copy: the parse's peak memory is bounded by MAX_WEIGHTS_BYTES). The
+    # reader refused non-finite numbers, so an infinity here is a value past float32's range.
+    with np.errstate(over="ignore", invalid="ignore"):
+        single = np.array(array, dtype=np.float32)
+    bad = ~np.isfinite(single)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        beyond = np.isinf(single[index]) and np.isfinite(np.float64(np.asarray(array)[index]))
+        problem = "is beyond float32's range (±3.4e38)" if beyond else "is not a finite number"
+        raise ValueError(f"{''.join(f'[{i}]' for i in index)} {problem}")
+    return single
 
 
 def _listed(array: np.ndarray) -> list[Any]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import io
 import struct
+import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Literal, cast
 
@@ -103,6 +104,43 @@ def sniff_format(data: bytes) -> str | None:
 Source = bytes | BinaryIO | io.RawIOBase
 
 
+#: PNG chunks whose payload is compressed metadata, and what each holds.
+_PNG_METADATA = {b"iCCP": "ICC colour profile", b"zTXt": "text metadata", b"iTXt": "text metadata"}
+_PNG_METADATA_LIMIT = 1024 * 1024
+
+
+def _oversized_png_metadata(fp: BinaryIO) -> str:
+    """Which compressed PNG metadata inflates past the limit, read from the chunk headers (bounded: at most
+    the limit + 1 byte of each chunk is inflated). ``metadata`` when it cannot tell."""
+    try:
+        fp.seek(8)
+        while True:
+            header = fp.read(8)
+            if len(header) < 8:
+                break
+            length, kind = struct.unpack(">I4s", header)
+            if kind in _PNG_METADATA and length <= 64 * 1024 * 1024:
+                payload = fp.read(length)
+                # keyword NUL, then (iTXt) flag + method + language NUL + translated NUL, then the data
+                start = payload.find(b"\0") + 1
+                if kind == b"iTXt":
+                    start += 2
+                    start = payload.find(b"\0", payload.find(b"\0", start) + 1) + 1
+                else:
+                    start += 1
+                inflater = zlib.decompressobj()
+                if len(inflater.decompress(payload[start:], _PNG_METADATA_LIMIT + 1)) > _PNG_METADATA_LIMIT:
+                    return _PNG_METADATA[kind]
+                fp.seek(4, io.SEEK_CUR)
+            else:
+                fp.seek(length + 4, io.SEEK_CUR)
+            if kind == b"IDAT":
+                break
+    except (OSError, ValueError, zlib.error, struct.error):
+        pass
+    return "metadata"
+
+
 def _brief(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc)[:200]}"
 
@@ -141,9 +179,10 @@ def open_image(source: Source, limits: ImageLimits, budget: DecodeBudget | None 
         raise  # the stream's own errors (a broken transfer is transient, not a corrupt image)
     except ValueError as exc:
         if "MAX_TEXT" in str(exc) or "text chunks" in str(exc):
-            # A valid PNG whose text metadata is over Pillow's decompression guard (1 MB a chunk).
+            # A valid PNG whose compressed metadata (an ICC profile, or text) is over Pillow's guard
+            # (1 MB a chunk): say which, so the message points at what to strip from the file.
             raise UnsupportedImageError(
-                f"the PNG's text metadata is over the 1 MB safety limit ({exc})"
+                f"the PNG's {_oversized_png_metadata(fp)} is over the 1 MB safety limit ({exc})"
             ) from exc
         raise CorruptImageError(f"cannot read the image header: {exc}") from exc
     except _DECODE_ERRORS as exc:

@@ -107,8 +107,12 @@ class BackfillService:
         head = self.classifier.weights.get()
         outcomes: list[KeyOutcome] = []
         todo: list[tuple[str, str]] = []
+        seen: set[str] = set()
         for listed in batch.items:
             key = unquote_plus(listed.key) if info.source == "manifest" else listed.key
+            if key in seen:  # listed twice (a manifest can): embedded once, reported once
+                continue
+            seen.add(key)
             picture_id = picture_id_for_key(key, self.classifier.key_prefix)
             if listed.bucket not in (None, info.bucket) or (
                 self.classifier.bucket and info.bucket != self.classifier.bucket

@@ -12,7 +12,9 @@ continuing from the previous one's ``startKey``. Per item:
   for a backfill, which re-classifies it from its image. The lists are gzipped CSV files in the S3 Inventory
   layout, and the run's last step writes their ``manifest.json``: the backfill state machine reads it as it
   reads an S3 Inventory manifest;
-* API results (the client's features are not kept), failures and deletion markers are left as they are.
+* API results (the client's features are not kept), failures and deletion markers are left as they are;
+* an item that cannot be read as one (damaged, or written by hand) is counted as ``unreadable``, named in the
+  segment's output and, when its S3 key is known, listed for the backfill too: it never stops its segment.
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ from clip_classifier.storage.result_item import ClassificationItem, utc_now
 
 RescoreStatus = Literal[
     "rescored", "superseded", "current", "api", "failed", "deleted", "no_embedding", "embedder_changed",
-    "corrupt_embedding",
+    "corrupt_embedding", "unreadable",
 ]  # fmt: skip
+#: How many unreadable items a segment's output names (all are counted; the state machine's payloads are
+#: bounded, so the names are a sample).
+MAX_NAMED_UNREADABLE = 20
 #: The statuses whose items are listed for a backfill.
 LISTED: frozenset[str] = frozenset({"no_embedding", "embedder_changed", "corrupt_embedding"})
 #: What a rescore reads of an item: what it decides on, not the old result (the pages it scans stay small;
@@ -68,6 +73,10 @@ class RescoreRequest(_Request):
     totals: dict[str, int] = Field(default_factory=dict)
     #: The next backfill-list file number of this segment.
     part: int = Field(default=0, ge=0)
+    #: pictureIds of items that could not be read (at most :data:`MAX_NAMED_UNREADABLE`).
+    unreadable: list[str] = Field(default_factory=list, max_length=MAX_NAMED_UNREADABLE)
+    #: The previous call's answer, passed back with the rest of its output (the loop runs while false).
+    done: bool = False
 
     @model_validator(mode="after")
     def _segment_in_range(self) -> RescoreRequest:
@@ -77,9 +86,7 @@ class RescoreRequest(_Request):
 
 
 class RescoreProgress(RescoreRequest):
-    """What a call returns: ``done`` once the segment's last page was scored."""
-
-    done: bool
+    """What a call returns, and the next call's input: ``done`` once the segment's last page was scored."""
 
 
 class ManifestRequest(_Request):
@@ -110,20 +117,29 @@ class RescoreService:
         head = self.weights.get()  # checked against the deployed embedder where it was loaded
         totals: Counter[str] = Counter(request.totals)
         listed: list[tuple[str, str]] = []
+        unreadable_ids = list(request.unreadable)
         start_key = request.start_key
         while True:
-            items, start_key = self.store.scan_segment(
+            page = self.store.scan_segment(
                 request.segment,
                 request.total_segments,
                 start_key=start_key,
                 limit=self.page_size,
                 attributes=READ_ATTRIBUTES,
             )
-            for item in items:
+            start_key = page.next_key
+            for item in page.items:
                 status = self.rescore(item, head)
                 totals[status] += 1
                 if status in LISTED and item.source.bucket and item.source.key:
                     listed.append((item.source.bucket, item.source.key))
+            for unreadable in page.unreadable:
+                # Counted and named, never fatal; with its key known, the backfill classifies it afresh.
+                totals["unreadable"] += 1
+                if len(unreadable_ids) < MAX_NAMED_UNREADABLE:
+                    unreadable_ids.append(unreadable.picture_id)
+                if unreadable.bucket and unreadable.key:
+                    listed.append((unreadable.bucket, unreadable.key))
             if start_key is None or (deadline is not None and time.monotonic() > deadline):
                 break
         part = request.part
@@ -137,6 +153,7 @@ class RescoreService:
             startKey=start_key,
             totals=dict(totals),
             part=part,
+            unreadable=unreadable_ids,
             done=start_key is None,
         )
 

@@ -7,6 +7,7 @@ attributes (the stored embedding) come back as ``bytes``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, cast
 
@@ -59,3 +60,34 @@ def deserialize(item: dict[str, Any]) -> ClassificationItem:
 def to_attribute_value(value: Any) -> Any:
     """One value (a number, a map, a list) as a DynamoDB attribute value, for an update expression."""
     return _serializer.serialize(to_dynamo(value))
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableItem:
+    """A table item that is not a :class:`ClassificationItem` (written by hand, or damaged): its id, its
+    source key when it has one, and why it cannot be read. Never its content."""
+
+    picture_id: str
+    bucket: str | None
+    key: str | None
+    reason: str
+
+    @classmethod
+    def of(cls, raw: dict[str, Any], error: Exception) -> UnreadableItem:
+        def text(value: Any) -> str | None:
+            return value.get("S") if isinstance(value, dict) and isinstance(value.get("S"), str) else None
+
+        source = raw.get("source", {}).get("M", {}) if isinstance(raw.get("source"), dict) else {}
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        return cls(
+            text(raw.get("pictureId")) or "?", text(source.get("bucket")), text(source.get("key")), reason
+        )
+
+
+@dataclass(slots=True)
+class ScanPage:
+    """One page of a scan: what could be read, what could not, and where to continue (``None``: done)."""
+
+    next_key: dict[str, Any] | None
+    items: list[ClassificationItem] = field(default_factory=list)
+    unreadable: list[UnreadableItem] = field(default_factory=list)

@@ -7,21 +7,37 @@ never over an upload's, the backfill and the rescore by their own ordering rules
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 
 from clip_classifier.aws import AWS_ERRORS, ErrorFamily, aws_error, error_code
 from clip_classifier.exceptions import PictureConflictError, ResultsStoreError, TransientResultsStoreError
 from clip_classifier.head.result_fields import ResultFields
 from clip_classifier.limits import MAX_BATCH_GET_KEYS, MAX_TRANSACTION_ITEMS
-from clip_classifier.storage.item_codec import deserialize, serialize, to_attribute_value
+from clip_classifier.storage.item_codec import (
+    ScanPage,
+    UnreadableItem,
+    deserialize,
+    serialize,
+    to_attribute_value,
+)
 from clip_classifier.storage.result_item import ClassificationItem
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+logger = logging.getLogger(__name__)
+
+
+def vars_of(unreadable: UnreadableItem) -> dict[str, object]:
+    return dataclasses.asdict(unreadable)
+
 
 _ERRORS = ErrorFamily(other=ResultsStoreError, transient=TransientResultsStoreError)
 
@@ -195,7 +211,8 @@ class ResultsStore:
         )
 
     def get_many(self, picture_ids: Sequence[str]) -> dict[str, ClassificationItem]:
-        """The stored items of ``picture_ids`` (strongly consistent), by ``pictureId``; absent ids are left out."""
+        """The stored items of ``picture_ids`` (strongly consistent), by ``pictureId``; absent ids, and items
+        that cannot be read, are left out."""
         wanted = list(dict.fromkeys(picture_ids))
         found: dict[str, ClassificationItem] = {}
         for start in range(0, len(wanted), MAX_BATCH_GET_KEYS):
@@ -207,7 +224,13 @@ class ResultsStore:
                 except AWS_ERRORS as exc:
                     raise self._error(exc, "read") from exc
                 for item in response.get("Responses", {}).get(self.table_name, []):
-                    record = deserialize(item)
+                    try:
+                        record = deserialize(item)
+                    except (ValidationError, TypeError, ValueError) as exc:
+                        # Not an item this code wrote: treated as absent, so a backfill may write a fresh
+                        # result (its condition still guards an S3 event's sequencer).
+                        logger.warning("unreadable item skipped", extra=vars_of(UnreadableItem.of(item, exc)))
+                        continue
                     found[record.picture_id] = record
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
@@ -227,9 +250,10 @@ class ResultsStore:
         start_key: dict[str, Any] | None,
         limit: int = 500,
         attributes: Sequence[str] = (),
-    ) -> tuple[list[ClassificationItem], dict[str, Any] | None]:
-        """One page of a parallel scan: the items (only ``attributes``, when named) and the key to continue
-        from (``None`` at the end)."""
+    ) -> ScanPage:
+        """One page of a parallel scan: the items (only ``attributes``, when named), the ones that cannot be
+        read as items (listed, never fatal: one damaged item must not stop a segment), and the key to
+        continue from (``None`` at the end)."""
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "Segment": segment,
@@ -245,8 +269,13 @@ class ResultsStore:
             response = self.client.scan(**kwargs)
         except AWS_ERRORS as exc:
             raise self._error(exc, "read") from exc
-        items = [deserialize(item) for item in response.get("Items", [])]
-        return items, response.get("LastEvaluatedKey") or None
+        page = ScanPage(next_key=response.get("LastEvaluatedKey") or None)
+        for raw in response.get("Items", []):
+            try:
+                page.items.append(deserialize(raw))
+            except (ValidationError, TypeError, ValueError) as exc:
+                page.unreadable.append(UnreadableItem.of(raw, exc))
+        return page
 
     @staticmethod
     def _refused(exc: BaseException, count: int) -> int | None:
