@@ -146,8 +146,13 @@ def run_rescore(stack: LocalStack, folder: Path, new_weights: Path | None) -> No
 
 def port_in_use(port: int) -> bool:
     """Whether something already listens on 127.0.0.1:``port`` (checked before any server starts: moto's
-    server thread would only print the error and leave the process waiting)."""
+    server thread would only print the error and leave the process waiting).
+
+    The probe binds as the servers do, with SO_REUSEADDR: connections a previous run closed leave the port
+    in TIME_WAIT for a minute, which does not stop a server from listening and must not be called "in use".
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:

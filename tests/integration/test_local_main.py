@@ -126,3 +126,30 @@ def test_a_missing_folder_or_model_is_one_line(tmp_path) -> None:  # type: ignor
     no_model = run_local("--model-dir", str(tmp_path / "vit-b-32" / "int8"), *ports)
     assert no_model.returncode == 1 and "Traceback" not in no_model.stderr
     assert "no model.onnx and manifest.json there (export one with 'make model')" in no_model.stderr
+
+
+def test_a_port_left_in_time_wait_by_a_previous_run_is_free() -> None:
+    """What failed CI: a previous run's server closed its connections first, so its port sat in TIME_WAIT,
+    and the start-up probe (a bind without SO_REUSEADDR) called it taken although a server can listen."""
+    from clip_local.__main__ import port_in_use
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    assert port_in_use(port)
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = listener.accept()
+    accepted.close()  # the server side closes first: this end of the connection enters TIME_WAIT
+    client.recv(1)
+    client.close()
+    listener.close()
+    with socket.socket() as plain:  # the old probe: refused while the connection waits
+        try:
+            plain.bind(("127.0.0.1", port))
+            in_time_wait = False
+        except OSError:
+            in_time_wait = True
+    assert in_time_wait, "the set-up did not leave the port in TIME_WAIT"
+    assert not port_in_use(port)
