@@ -254,3 +254,48 @@ class TransientBatchError(ClassifierError):
 
     code = "batch_retry"
     transient = True
+
+
+# --- the head registry (clip-classifier heads ...) ----------------------------------------------------
+
+
+class RegistryError(ClassifierError):
+    """The head registry cannot do what was asked (the message says why, in one line)."""
+
+    code = "registry_error"
+
+
+class UnknownHeadError(RegistryError):
+    """No registered head has that version (or version prefix)."""
+
+    code = "unknown_head"
+
+
+class AmbiguousVersionError(RegistryError):
+    """A version prefix matches more than one registered head."""
+
+    code = "ambiguous_version"
+
+
+class RegistryConflictError(RegistryError):
+    """Someone else activated or rolled back at the same moment: nothing was changed; try again."""
+
+    code = "registry_conflict"
+    transient = True
+
+
+class EvaluationRunningError(RegistryError):
+    """The head has an evaluation still running."""
+
+    code = "evaluation_running"
+
+
+class NothingToRollBackError(RegistryError):
+    """No head was active before the active one."""
+
+    code = "nothing_to_roll_back"
+
+
+class TransientRegistryError(RegistryError):
+    code = "registry_unavailable"
+    transient = True

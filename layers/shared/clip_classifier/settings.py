@@ -39,10 +39,14 @@ def _split(value: Any, *, lower: bool = False) -> Any:
     return value
 
 
-class FunctionSettings(BaseModel):
-    """What every function needs: the results table and the head weights."""
+class Settings(BaseModel):
+    """What every function's settings are: frozen, read from named variables only."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FunctionSettings(Settings):
+    """What every function that serves the active head needs: the results table and the head weights."""
 
     results_table: str = Field(min_length=1, description="DynamoDB table of classification results.")
     weights_uri: str = Field(min_length=1, description="s3://bucket/key or a local path of the head.")
@@ -104,7 +108,21 @@ class RescoreSettings(FunctionSettings):
     page_size: int = Field(default=100, ge=1, le=10_000)
 
 
-S = TypeVar("S", bound=FunctionSettings)
+class EvaluateSettings(Settings):
+    """The shadow evaluation's function (zip): registered heads by version, stored embeddings, reports."""
+
+    results_table: str = Field(min_length=1)
+    #: The deployed image embedder's manifest: embeddings from any other model are counted, not scored.
+    embedder_manifest: Path
+    heads_bucket: str = Field(min_length=3)
+    heads_table: str = Field(min_length=1)
+    reports_bucket: str = Field(min_length=3)
+    reports_prefix: str = "evaluations/"
+    #: Items per scan page: both heads score a page as one batch.
+    page_size: int = Field(default=500, ge=1, le=10_000)
+
+
+S = TypeVar("S", bound=Settings)
 
 
 def load_settings(cls: type[S], environ: Mapping[str, str] | None = None) -> S:

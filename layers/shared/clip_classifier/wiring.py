@@ -16,12 +16,19 @@ from clip_classifier.aws import AwsClients
 from clip_classifier.head.fit import ServedEmbedder
 from clip_classifier.head.weights_cache import WeightsCache
 from clip_classifier.model.manifest import ModelManifest, load_manifest
-from clip_classifier.settings import FunctionSettings, RescoreSettings, ScoreSettings, UploadSettings
+from clip_classifier.settings import (
+    EvaluateSettings,
+    FunctionSettings,
+    RescoreSettings,
+    ScoreSettings,
+    UploadSettings,
+)
 from clip_classifier.storage.results_table import ResultsStore
 from clip_classifier.storage.weights_object import weights_cache_for
 
 if TYPE_CHECKING:
     from clip_classifier.jobs.backfill import BackfillService
+    from clip_classifier.jobs.evaluate import EvaluationService
     from clip_classifier.jobs.rescore import RescoreService
     from clip_classifier.jobs.upload import UploadClassifier
 
@@ -138,3 +145,26 @@ def build_rescore_function(settings: RescoreSettings, clients: AwsClients) -> Re
         page_size=settings.page_size,
     )
     return RescoreFunction(settings, service)
+
+
+@dataclass(frozen=True)
+class EvaluateFunction:
+    settings: EvaluateSettings
+    service: EvaluationService
+
+
+def build_evaluate_function(settings: EvaluateSettings, clients: AwsClients) -> EvaluateFunction:
+    """The shadow evaluation's function: registered heads, the results table, the reports bucket."""
+    from clip_classifier.jobs.evaluate import EvaluationService, RegisteredHeads
+    from clip_classifier.storage.evaluation_reports import S3EvaluationReports
+    from clip_classifier.storage.head_registry import DynamoHeadRecords, S3HeadFiles
+
+    manifest = load_manifest(settings.embedder_manifest)
+    service = EvaluationService(
+        ResultsStore(settings.results_table, clients.dynamodb),
+        RegisteredHeads(S3HeadFiles(settings.heads_bucket, clients.s3), _served(manifest)),
+        S3EvaluationReports(clients.s3, settings.reports_bucket, settings.reports_prefix),
+        DynamoHeadRecords(settings.heads_table, clients.dynamodb),
+        page_size=settings.page_size,
+    )
+    return EvaluateFunction(settings, service)

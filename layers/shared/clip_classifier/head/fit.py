@@ -8,6 +8,7 @@ would be scored on features from another space, and every image would get much t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from clip_classifier.exceptions import WeightsMismatchError
@@ -24,15 +25,28 @@ class ServedEmbedder:
 
 def check_head_fits(head: Head, served: ServedEmbedder, *, location: str) -> None:
     """:class:`WeightsMismatchError` naming both sides when ``head`` is not for ``served``."""
-    if head.input_dim != served.output_dim:
+    check_fits(head.input_dim, head.embedders, served, location=location)
+
+
+def check_fits(
+    input_dim: int,
+    embedders: Sequence[str],
+    served: ServedEmbedder,
+    *,
+    location: str,
+    who: str = "this function",
+) -> None:
+    """The check itself, from a head's input dimension and the embedders it names (also what the registry
+    knows of a head without loading it)."""
+    if input_dim != served.output_dim:
         raise WeightsMismatchError(
-            f"head {location} expects {head.input_dim} features but the embedder this function serves "
+            f"head {location} expects {input_dim} features but the embedder {who} serves "
             f"({served.model_sha256[:12]}…) outputs {served.output_dim}"
         )
-    if head.embedders and served.model_sha256 not in head.embedders:
-        made_for = ", ".join(f"{sha[:12]}…" for sha in head.embedders)
+    if embedders and served.model_sha256 not in embedders:
+        made_for = ", ".join(f"{sha[:12]}…" for sha in embedders)
         raise WeightsMismatchError(
-            f"head {location} was made for the embedder {made_for}, but this function serves "
+            f"head {location} was made for the embedder {made_for}, but {who} serves "
             f"{served.model_sha256[:12]}…: make the head again with this model, or deploy the model it was "
             "made with"
         )

@@ -190,15 +190,19 @@ class Head:
             np.exp(x, out=x)
             x /= x.sum(axis=-1, keepdims=True)
 
+    def ambiguous(self, probabilities: F32) -> np.ndarray | None:
+        """Per row of ``probabilities``: below the head's ambiguity guard? ``None`` without a guard."""
+        if self.ambiguity is None or len(self.classes) < 2:
+            return None
+        ordered = np.sort(probabilities, axis=1)
+        top, margin = ordered[:, -1], ordered[:, -1] - ordered[:, -2]
+        return np.asarray((top < self.ambiguity.min_top_probability) | (margin < self.ambiguity.min_margin))
+
     def predict(self, batch: F32) -> list[Prediction]:
         """Run and package a validated ``[N, input_dim]`` float32 batch."""
         scores, probabilities = self.forward(batch)
-        flags: list[bool | None] = [None] * len(probabilities)
-        if self.ambiguity is not None and len(self.classes) >= 2:
-            ordered = np.sort(probabilities, axis=1)
-            top, margin = ordered[:, -1], ordered[:, -1] - ordered[:, -2]
-            low = (top < self.ambiguity.min_top_probability) | (margin < self.ambiguity.min_margin)
-            flags = [bool(flag) for flag in low]
+        low = self.ambiguous(probabilities)
+        flags: list[bool | None] = [None] * len(probabilities) if low is None else [bool(f) for f in low]
         return [
             Prediction(self.classes, tuple(s.tolist()), tuple(p.tolist()), flag)
             for s, p, flag in zip(scores, probabilities, flags, strict=True)

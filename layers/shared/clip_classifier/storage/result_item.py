@@ -60,6 +60,8 @@ class ClassificationItem(_Stored):
     #: (``repr=False``) and returned by the API only when asked for.
     embedding: bytes | None = Field(default=None, repr=False)
     source: SourceInfo
+    #: A person's label for the image (the review loop), which an evaluation scores both heads against.
+    person_label: str | None = None
     #: Normalized S3 sequencer of the event that produced this item (absent for API results).
     sequencer: str | None = None
     error: ErrorInfo | None = None
