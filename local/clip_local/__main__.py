@@ -15,6 +15,7 @@ concurrency, print a progress bar and a summary, then serve the API (``--once`` 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import socket
 import sys
@@ -23,6 +24,7 @@ import time
 import warnings
 from pathlib import Path
 
+from clip_classifier.cli.target import LOCAL_OUTPUTS
 from clip_classifier.model.manifest import load_manifest
 from clip_classifier.storage.picture_id import picture_id_for_key
 from clip_classifier.storage.result_item import ClassificationItem
@@ -185,7 +187,34 @@ def startup_problem(args: argparse.Namespace, model_dir: Path) -> str | None:
     return None
 
 
+def write_outputs(path: Path, stack: LocalStack) -> None:
+    """The stack's outputs for ``clip-classifier --local`` (removed when the stack stops)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(stack.outputs(), indent=2) + "\n")
+
+
+def describe_served_head(stack: LocalStack) -> str:
+    """Which head the functions serve, and where it came from (the registry's record)."""
+    pointer = stack.registry.active()
+    if pointer is None:
+        return "head: none active"
+    record = stack.registry.resolve(pointer.version)
+    return (
+        f"head {record.version[:12]} ({record.head_type}, {len(record.classes)} classes): {record.source}; "
+        "change it with clip-classifier --local heads add/evaluate/activate"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
+    started: list[Path] = []
+    try:
+        return _main(argv, started)
+    finally:
+        for path in started:
+            path.unlink(missing_ok=True)
+
+
+def _main(argv: list[str] | None, stack_started: list[Path]) -> int:
     parser = argparse.ArgumentParser(prog="python -m clip_local", description=__doc__)
     parser.add_argument(
         "job",
@@ -208,8 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--weights",
         type=Path,
-        default=EXAMPLE_WEIGHTS,
-        help="head weights JSON to serve (default: the random example head; e.g. one from weights/train_head.py)",
+        default=None,
+        help="the first head to register and serve (default: the model's zero-shot head that 'make model' "
+        "builds, else the random example head; e.g. one from weights/train_head.py)",
+    )
+    parser.add_argument(
+        "--outputs",
+        type=Path,
+        default=LOCAL_OUTPUTS,
+        help=f"where to write the stack's outputs for clip-classifier --local while it runs (default {LOCAL_OUTPUTS})",
     )
     parser.add_argument("--port", type=int, default=3000, help="port of the local API (default 3000)")
     parser.add_argument("--moto-port", type=int, default=5000, help="port of the moto server (default 5000)")
@@ -254,14 +290,17 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
     ) as stack:
         url = stack.api.url
+        write_outputs(args.outputs, stack)
+        stack_started.append(args.outputs)
         print(
             f"moto (S3, DynamoDB, SQS) on {stack.aws.endpoint}; table {stack.table}; weights {stack.weights_uri}"
         )
+        print(describe_served_head(stack))
         print(
             f"model {model_dir} ({manifest.model_id}, {manifest.quantization}); "
             f"uploads go to s3://{stack.upload_bucket}/{stack.key_prefix}"
         )
-        if manifest.random_init:
+        if manifest.random_init:  # the head may mean something; features of a random model cannot
             print(
                 "note: a randomly initialised model (run 'make model' for ViT-B/32): its labels mean nothing"
             )

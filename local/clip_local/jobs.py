@@ -1,4 +1,4 @@
-"""The backfill and rescore state machines on the local stack.
+"""The backfill, rescore and evaluation state machines on the local stack.
 
 The committed definitions (``infra/statemachines/``) run in :class:`~.step_functions.LocalStepFunctions`
 with the template's substitutions (its parameters at their defaults: batch size, concurrency, tolerated
@@ -22,6 +22,7 @@ from .workers import invoke_sync, sync_pool
 
 BACKFILL = "BackfillStateMachine"
 RESCORE = "RescoreStateMachine"
+EVALUATE = "EvaluateStateMachine"
 #: Execution environments per function: the issue's "4 concurrent workers" on a 2-core machine.
 DEFAULT_WORKERS = 4
 
@@ -47,7 +48,8 @@ def summarize(execution: Execution) -> JobSummary:
                 failed += 1
                 continue
             output = child.output or {}
-            counts.update(output.get("counts") or output.get("totals") or {})
+            seen = {"items": output["seen"]} if isinstance(output.get("seen"), int) else {}
+            counts.update(output.get("counts") or output.get("totals") or seen)
     return JobSummary(execution.status, children, failed, dict(counts), execution)
 
 
@@ -78,6 +80,7 @@ class LocalJobs:
             function_arn("RescoreResultsFunction"): self._function(
                 "rescore_results", "RescoreResultsFunction"
             ),
+            function_arn("EvaluateHeadsFunction"): self._function("evaluate_heads", "EvaluateHeadsFunction"),
         }
 
     def _function(self, name: str, logical_id: str) -> LocalFunction:

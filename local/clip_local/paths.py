@@ -21,3 +21,11 @@ def default_model_dir() -> Path:
     """The real ViT-B/32 once ``make model`` has exported it, else the tiny random test model."""
     real = VIT_B_32_DIR / "int8"
     return real if (real / "model.onnx").is_file() else TINY_MODEL_DIR / "int8"
+
+
+def initial_head(model_dir: Path) -> Path:
+    """The head the local stack serves first: the zero-shot head of the 12 default classes that
+    ``make model`` builds beside the model it exported (``<model>/../zero_shot_head.json``), else the
+    random example head (the only head for the tiny test model)."""
+    zero_shot = model_dir.parent / "zero_shot_head.json"
+    return zero_shot if zero_shot.is_file() else EXAMPLE_WEIGHTS

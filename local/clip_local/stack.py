@@ -25,17 +25,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from clip_classifier.registry.service import HeadRegistry
 from clip_classifier.settings import ScoreSettings, UploadSettings, load_settings
-from clip_classifier.storage.result_item import ClassificationItem
+from clip_classifier.storage.head_registry import ACTIVE_KEY_S3, DynamoHeadRecords, S3HeadFiles
+from clip_classifier.storage.result_item import ClassificationItem, utc_now
 from clip_classifier.storage.results_table import ResultsStore
 from clip_classifier.wiring import ScoreFunction, UploadFunction, build_score_function, build_upload_function
 
 from .apigw import LocalApi, StaticMount
 from .handlers import load_function
-from .jobs import LocalJobs
+from .jobs import BACKFILL, EVALUATE, RESCORE, LocalJobs
 from .lambda_async import AsyncInvoker, Handler
-from .moto_server import LocalAws, moto_server
-from .paths import EXAMPLE_WEIGHTS, WEB_DIR, default_model_dir
+from .moto_server import DUMMY_SECRET, REGION, LocalAws, moto_server
+from .paths import WEB_DIR, default_model_dir, initial_head
+from .states_api import LocalStatesApi, state_machine_arn
 from .template import (
     api_routes,
     create_bucket,
@@ -50,11 +53,19 @@ from .template import max_retry_attempts as template_retries
 from .uploads import LocalUploads
 
 TABLE = "clip-results"
-MODEL_BUCKET = "clip-local-models"
+#: The head registry's bucket (HeadsBucket): registered heads, and the active one the functions serve.
+HEADS_BUCKET = "clip-heads-local"
+HEADS_TABLE = "clip-heads-local"
+#: The object both functions serve (a fault test may write it directly, as a hand-made change would).
+MODEL_BUCKET = HEADS_BUCKET
+WEIGHTS_KEY = ACTIVE_KEY_S3
 UPLOAD_BUCKET = "clip-uploads-local"
 REPORTS_BUCKET = "clip-reports-local"
 DEAD_LETTER_QUEUE = "clip-upload-dlq"
-WEIGHTS_KEY = "heads/example_head.json"
+#: Who the local stack registers and activates its first head as.
+LOCAL_OPERATOR = "local stack"
+#: The state machines the local Step Functions endpoint serves (clip-classifier --local starts them).
+STATE_MACHINES = [BACKFILL, RESCORE, EVALUATE]
 
 F = TypeVar("F", ScoreFunction, UploadFunction)
 
@@ -117,18 +128,48 @@ class LocalStack:
     #: The upload function's environment variables, for further execution environments (worker processes).
     upload_env: dict[str, str]
     results: ResultsStore
-    #: The backfill and rescore state machines (their functions in worker processes, started on first use).
+    #: The backfill, rescore and evaluation state machines (their functions in worker processes, started
+    #: on first use), and the Step Functions endpoint that starts them for clip-classifier --local.
     jobs: LocalJobs
+    states: LocalStatesApi
     reports_bucket: str
+    #: The head registry (HeadsBucket, HeadsTable), as clip-classifier reaches it.
+    registry: HeadRegistry
+
+    def outputs(self) -> dict[str, Any]:
+        """What ``clip-classifier --local`` reads (``.local/outputs.json``): the stack's outputs by the
+        template's names, and how to reach moto and the local Step Functions."""
+        return {
+            "endpoint": self.aws.endpoint,
+            "statesEndpoint": self.states.url,
+            "region": REGION,
+            "credentials": DUMMY_SECRET,
+            "outputs": {
+                "HeadsBucketName": HEADS_BUCKET,
+                "HeadsTableName": HEADS_TABLE,
+                "ReportsBucketName": self.reports_bucket,
+                "ResultsTableName": self.table,
+                "UploadBucketName": self.upload_bucket,
+                "ApiUrl": f"{self.api.url}/api",
+                "WeightsRefreshSeconds": self.upload_env.get("WEIGHTS_REFRESH_SECONDS", "300"),
+                **{f"{m}Arn": state_machine_arn(m) for m in STATE_MACHINES},
+            },
+        }
+
+    def activate_head(self, weights: Path) -> str:
+        """Register ``weights`` and activate it, as ``clip-classifier heads add`` + ``activate`` do; its
+        version. The functions pick it up at their next ETag check."""
+        record, _ = self.registry.register(weights.read_bytes(), by=LOCAL_OPERATOR, location=str(weights))
+        self.registry.activate(record.version, by=LOCAL_OPERATOR)
+        return record.version
 
     def put_existing(self, name: str, data: bytes) -> None:
         """Put ``data`` under the upload prefix without a notification: an object from before the stack."""
         self.client("s3").put_object(Bucket=self.upload_bucket, Key=self.key_prefix + name, Body=data)
 
     def replace_weights(self, weights: Path) -> None:
-        """Write a new head to the weights object (functions pick it up at their next ETag check)."""
-        bucket, key = self.weights_uri.removeprefix("s3://").split("/", 1)
-        self.client("s3").put_object(Bucket=bucket, Key=key, Body=weights.read_bytes())
+        """Serve a new head (registered and activated; functions pick it up at their next ETag check)."""
+        self.activate_head(weights)
 
     def upload_file(self, name: str, data: bytes) -> bool:
         """Put ``data`` under the upload prefix and deliver the notification; False if it was dead-lettered."""
@@ -168,7 +209,7 @@ def local_stack(
     *,
     api_port: int = 0,
     moto_port: int | None = None,
-    weights: Path = EXAMPLE_WEIGHTS,
+    weights: Path | None = None,
     model_dir: Path | None = None,
     api_key: str | None = None,
     extra_env: dict[str, str] | None = None,
@@ -177,6 +218,8 @@ def local_stack(
 ) -> Iterator[LocalStack]:
     """moto on 127.0.0.1 with the template's resources, and both functions wired to it.
 
+    ``weights``: the first head, registered and activated (default: the model's zero-shot head when
+    ``make model`` built one, else the random example head).
     ``extra_env`` overrides the functions' environment variables (as a template parameter would).
     ``quiet`` keeps the functions' JSON logs and EMF metrics off the terminal (they would bury the table).
     ``workers``: execution environments of each state machine's function (default 4).
@@ -192,12 +235,20 @@ def local_stack(
     with moto_server(moto_port) as aws, tempfile.TemporaryDirectory(prefix="clip-local-") as cache:
         dynamodb, s3, sqs = aws.client("dynamodb"), aws.client("s3"), aws.client("sqs")
         create_table(dynamodb, TABLE)
-        s3.create_bucket(Bucket=MODEL_BUCKET)
-        s3.put_object(Bucket=MODEL_BUCKET, Key=WEIGHTS_KEY, Body=weights.read_bytes())
+        create_bucket(s3, HEADS_BUCKET, logical_id="HeadsBucket")
+        create_table(dynamodb, HEADS_TABLE, logical_id="HeadsTable")
+        registry = HeadRegistry(
+            DynamoHeadRecords(HEADS_TABLE, dynamodb), S3HeadFiles(HEADS_BUCKET, s3), clock=utc_now
+        )
+        # What 'clip-classifier heads init --model-dir DIR --head FILE' does for a deployed stack.
+        registry.files.put_embedder((model_dir / "manifest.json").read_bytes())
+        first = weights or initial_head(model_dir)
+        record, _ = registry.register(first.read_bytes(), by=LOCAL_OPERATOR, location=str(first))
+        registry.activate(record.version, by=LOCAL_OPERATOR)
         create_bucket(s3, UPLOAD_BUCKET)
         create_bucket(s3, REPORTS_BUCKET, logical_id="ReportsBucket")
         dlq_url = create_queue(sqs, DEAD_LETTER_QUEUE)
-        weights_uri = f"s3://{MODEL_BUCKET}/{WEIGHTS_KEY}"
+        weights_uri = f"s3://{HEADS_BUCKET}/{ACTIVE_KEY_S3}"
         stack_values = {"RESULTS_TABLE": TABLE, "WEIGHTS_URI": weights_uri, "CACHE_DIR": cache}
         upload_env = {
             **function_environment(template, "ClassifyUploadFunction"),
@@ -227,16 +278,30 @@ def local_stack(
             "UPLOAD_BUCKET": UPLOAD_BUCKET,
             **(extra_env or {}),
         }
+        evaluate_env = {
+            **function_environment(template, "EvaluateHeadsFunction"),
+            **stack_values,
+            "EMBEDDER_MANIFEST": str(model_dir / "manifest.json"),
+            "HEADS_BUCKET": HEADS_BUCKET,
+            "HEADS_TABLE": HEADS_TABLE,
+            "REPORTS_BUCKET": REPORTS_BUCKET,
+            **(extra_env or {}),
+        }
         jobs = LocalJobs(
             aws,
             template,
-            environments={"BackfillBatchFunction": backfill_env, "RescoreResultsFunction": rescore_env},
+            environments={
+                "BackfillBatchFunction": backfill_env,
+                "RescoreResultsFunction": rescore_env,
+                "EvaluateHeadsFunction": evaluate_env,
+            },
             substitutions={
                 "UploadBucket": UPLOAD_BUCKET,
                 "ReportsBucket": REPORTS_BUCKET,
                 "WeightsUri": weights_uri,
                 "BackfillFunctionArn": function_arn("BackfillBatchFunction"),
                 "RescoreFunctionArn": function_arn("RescoreResultsFunction"),
+                "EvaluateFunctionArn": function_arn("EvaluateHeadsFunction"),
             },
             **({"workers": workers} if workers else {}),
             quiet=quiet,
@@ -260,6 +325,7 @@ def local_stack(
             port=api_port,
             static=web_mounts(model_dir),
         ).start()
+        states = LocalStatesApi(jobs, STATE_MACHINES).start()
         invoker = AsyncInvoker(
             upload,
             sqs,
@@ -285,9 +351,12 @@ def local_stack(
                 upload_env=upload_env,
                 results=ResultsStore(TABLE, dynamodb),
                 jobs=jobs,
+                states=states,
                 reports_bucket=REPORTS_BUCKET,
+                registry=registry,
             )
         finally:
+            states.stop()
             jobs.close()
             api.stop()
             for logger, level in levels:

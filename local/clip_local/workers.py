@@ -82,6 +82,7 @@ def worker_pool(
 _SYNC_FUNCTIONS = {
     "backfill_batch": ("build_backfill_function", "UploadSettings"),
     "rescore_results": ("build_rescore_function", "RescoreSettings"),
+    "evaluate_heads": ("build_evaluate_function", "EvaluateSettings"),
 }
 _sync_handler: Any = None
 _sync_timeout = 300.0

@@ -25,6 +25,9 @@ class FixedHead:
         self.calls += 1
         return self.head
 
+    def origin(self) -> dict[str, str]:
+        return {}
+
 
 @dataclass
 class InMemoryBackfillLists:

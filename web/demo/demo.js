@@ -40,10 +40,14 @@ apiUrl.value = chosen.baseUrl;
 apiKey.value = fragment.get("key") ?? keys.get(chosen.origin);
 /** The origin the key field belongs to: a key typed for one API is never sent to another. */
 let keyOrigin = chosen.origin;
-apiKey.addEventListener("change", () => keys.set(keyOrigin, apiKey.value));
+apiKey.addEventListener("change", () => {
+  keys.set(keyOrigin, apiKey.value);
+  showHead();
+});
 apiUrl.addEventListener("change", () => {
   keyOrigin = apiOrigin(apiUrl.value, location.origin) ?? location.origin;
   apiKey.value = keys.get(keyOrigin);
+  showHead();
 });
 
 /** What the page did, for people (the cards) and for tests (this object). */
@@ -53,12 +57,34 @@ const state = {
   refusedApi: chosen.refused,
   /** @type {string | null} */ modelError: null,
   /** @type {Record<string, unknown>} */ model: {},
+  /** The head the API serves (GET /v1/model's head), once read. */
+  /** @type {Record<string, any> | null} */ head: null,
   /** @type {Record<string, any>[]} */ results: [],
   pending: 0,
   /** Milliseconds from navigation start to the first embedding (model download and load included). */
   /** @type {number | null} */ firstEmbeddingMs: null,
 };
 Object.assign(window, { clipDemo: state });
+
+/** @type {HTMLElement} */ const headStatus = /** @type {any} */ (document.getElementById("head-status"));
+
+/** Name the head the API serves (its version and where it came from): text only, never HTML. */
+async function showHead() {
+  if (!apiKey.value || apiOrigin(apiUrl.value, location.origin) !== keyOrigin) return;
+  try {
+    const info = await new ClassifierApi({ baseUrl: apiUrl.value, apiKey: apiKey.value }).model();
+    const head = info.head ?? {};
+    state.head = head;
+    const who = head.activatedBy ? `, activated by ${head.activatedBy} ${String(head.activatedAt ?? "").slice(0, 19)}` : "";
+    headStatus.textContent =
+      `head ${String(head.version ?? info.headVersion).slice(0, 12)} (${info.headType}, ${info.classes.length} classes): ` +
+      `${head.source ?? "unknown source"}${who}`;
+    headStatus.classList.toggle("error", head.meaningful === false);
+  } catch (error) {
+    headStatus.textContent = `the API did not describe its head: ${error instanceof ApiError ? error.message : error}`;
+  }
+}
+showHead();
 
 const threads = globalThis.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
 const loadStart = performance.now();

@@ -32,6 +32,10 @@ class HeadProvider(Protocol):
         """The head to score with now (loaded, verified, refreshed when due)."""
         ...
 
+    def origin(self) -> dict[str, str]:
+        """What its source says of the head served (the registry's metadata: who, when; may be empty)."""
+        ...
+
 
 class ObjectSource(Protocol):
     def current(self, bucket: str, key: str) -> CurrentVersion | None:

@@ -165,6 +165,21 @@ class EmbedderInfo(_Body):
     transform: ImageTransformInfo
 
 
+class HeadInfo(_Body):
+    """The head served now: its version (results carry it as ``headVersion``), where it came from, and
+    who registered and activated it (from the head registry; null for a head served from a file)."""
+
+    version: str
+    head_type: str
+    source: str = Field(examples=["zero-shot from 36 class prompts"])
+    #: False for the random example head: its labels mean nothing.
+    meaningful: bool
+    registered_by: str | None = None
+    registered_at: str | None = None
+    activated_by: str | None = None
+    activated_at: str | None = None
+
+
 class ModelInfo(_Body):
     classes: list[str]
     input_dim: int
@@ -174,6 +189,7 @@ class ModelInfo(_Body):
     head_version: str
     max_batch_items: int
     embedder: EmbedderInfo
+    head: HeadInfo
 
 
 class ErrorDetail(_Body):

@@ -6,6 +6,7 @@ from clip_classifier.api.models import (
     BatchScoreResponse,
     Classification,
     EmbedderInfo,
+    HeadInfo,
     ImageTransformInfo,
     ModelInfo,
     ScoreRequest,
@@ -18,6 +19,7 @@ from clip_classifier.exceptions import (
     PictureConflictError,
     ResultNotFoundError,
 )
+from clip_classifier.head.origin import describe_source, is_example
 from clip_classifier.head.result_fields import ResultFields
 from clip_classifier.model.manifest import ModelManifest
 from clip_classifier.ports import ApiResults, HeadProvider
@@ -92,6 +94,17 @@ class ScoringService:
 
     def model_info(self) -> ModelInfo:
         head = self.weights.get()
+        origin = self.weights.origin()
+        info = HeadInfo(
+            version=head.version,
+            head_type=head.head_type,
+            source=describe_source(head.head_type, head.provenance),
+            meaningful=not is_example(head.provenance),
+            registered_by=origin.get("registered-by"),
+            registered_at=origin.get("registered-at"),
+            activated_by=origin.get("activated-by"),
+            activated_at=origin.get("activated-at"),
+        )
         return ModelInfo(
             classes=list(head.classes),
             input_dim=head.input_dim,
@@ -101,6 +114,7 @@ class ScoringService:
             head_version=head.version,
             max_batch_items=self.max_batch_items,
             embedder=self.embedder,
+            head=info,
         )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -67,6 +68,8 @@ class Head:
         self.ambiguity = doc.ambiguity
         #: The embedders (model sha256) the head was made for; empty: any of ``input_dim``.
         self.embedders: tuple[str, ...] = tuple(doc.provenance.embedder_sha256)
+        #: Where it came from (the file's provenance, as JSON data): :mod:`.origin` describes it.
+        self.provenance: dict[str, Any] = doc.provenance.model_dump(mode="json", exclude_none=True)
         # The fast paths run "linear (relu linear)* final" with W^T stored [in, out] contiguous, so that
         # x @ W^T + b matches torch.nn.Linear. Any other stack is refused here rather than run slowly.
         kinds = [layer.type for layer in doc.layers]

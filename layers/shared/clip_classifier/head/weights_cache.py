@@ -53,6 +53,12 @@ class WeightsSource(Protocol):
         """Whether a fetch is a download worth keeping a verified copy of on disk."""
         ...
 
+    @property
+    def metadata(self) -> dict[str, str]:
+        """What the source says about the version read last (S3 user metadata: who registered and
+        activated the head, when); empty for a local file."""
+        ...
+
     def version_tag(self) -> str:
         """A cheap check of which version is there now (an ETag): a new tag means fetch again. A file over
         :data:`MAX_WEIGHTS_BYTES` is refused here, before a byte of it is read."""
@@ -79,6 +85,7 @@ class LocalWeightsFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.location = str(path)
+        self.metadata: dict[str, str] = {}
 
     def version_tag(self) -> str:
         try:
@@ -124,12 +131,17 @@ class WeightsCache:
         self._head: Head | None = None
         self._tag: str | None = None
         self._checked_at = float("-inf")
+        self._metadata: dict[str, str] = {}
         #: How many times the source's content was fetched (observability and tests).
         self.downloads = 0
 
     @property
     def uri(self) -> str:
         return self.source.location
+
+    def origin(self) -> dict[str, str]:
+        """The source's metadata of the head being served (the registry's, for the active head)."""
+        return dict(self._metadata)
 
     def get(self) -> Head:
         """The current head, loading or refreshing it when due."""
@@ -147,12 +159,15 @@ class WeightsCache:
             logger.warning("weights refresh check failed; keeping the loaded head", extra={"uri": self.uri})
             return self._head
         if tag == self._tag and self._head is not None:
+            # The same content, perhaps activated again by someone else: who and when may have changed.
+            self._metadata = dict(self.source.metadata)
             self._checked_at = self._clock()
             return self._head
         head, tag = self._from_disk_or_fetch(tag)
         if self._head is not None and head.version != self._head.version:
             logger.info("weights changed", extra={"uri": self.uri, "head_version": head.version})
         self._head, self._tag, self._checked_at = head, tag, self._clock()
+        self._metadata = dict(self.source.metadata)
         return head
 
     def _cache_path(self, tag: str) -> Path:

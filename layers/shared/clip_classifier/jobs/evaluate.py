@@ -166,7 +166,7 @@ class EvaluationService:
             if reason is not None:
                 figures.skip(reason)
         if ids:
-            figures.add(ids, np.stack(vectors), active, candidate, labels)
+            figures.add(ids, np.concatenate(vectors), active, candidate, labels)
 
     def _reason(self, item: ClassificationItem) -> str | None:
         """Why ``item`` is not scored (``None``: it is)."""

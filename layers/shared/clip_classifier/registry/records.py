@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from clip_classifier.camel import CamelModel
+from clip_classifier.head.origin import describe_source
 from clip_classifier.head.weights_format import WeightsDocument
 
 #: The key of the active pointer item (a version is 64 hex digits: it can never collide).
@@ -96,15 +97,7 @@ class HeadRecord(_Record):
     @property
     def source(self) -> str:
         """Where the head came from, in a few words (what ``heads list`` and ``GET /v1/model`` say)."""
-        training = self.provenance.get("training") or {}
-        if self.head_type == "zero_shot":
-            counts = training.get("prompts_per_class")
-            total = sum(counts.values()) if isinstance(counts, dict) else None
-            return f"zero-shot from {total} class prompts" if total else "zero-shot from class prompts"
-        if training.get("example_only") or training.get("random_init"):
-            return "random example head (its labels mean nothing)"
-        exporter = self.provenance.get("exported_by") or "unknown tool"
-        return f"{self.head_type} head by {exporter}"
+        return describe_source(self.head_type, self.provenance)
 
     def evaluations_newest_first(self) -> list[EvaluationRef]:
         return sorted(self.evaluations.values(), key=lambda ref: ref.started_at, reverse=True)

@@ -64,6 +64,7 @@ class S3WeightsObject:
         self.where = where
         self.location = str(where)
         self._s3 = s3
+        self.metadata: dict[str, str] = {}
 
     def version_tag(self) -> str:
         try:
@@ -71,6 +72,7 @@ class S3WeightsObject:
         except AWS_ERRORS as exc:
             raise aws_error(exc, _ERRORS, action="read", target=f"weights object {self.where}") from exc
         check_size(int(response.get("ContentLength", 0)), self.location)
+        self.metadata = dict(response.get("Metadata", {}))
         return str(response["ETag"]).strip('"')
 
     def fetch(self) -> tuple[bytes, str]:
@@ -85,6 +87,7 @@ class S3WeightsObject:
                 body.close()
         except AWS_ERRORS as exc:
             raise aws_error(exc, _ERRORS, action="read", target=f"weights object {self.where}") from exc
+        self.metadata = dict(response.get("Metadata", {}))
         return raw, str(response["ETag"]).strip('"')
 
 
