@@ -134,9 +134,9 @@ def test_dockerfile_copies_what_exists_and_no_torch() -> None:
     assert "MODEL_PATH=${LAMBDA_TASK_ROOT}/model/model.onnx" in dockerfile
     assert "COPY ${WEIGHTS_FILE} ${LAMBDA_TASK_ROOT}/weights/head.json" in dockerfile
     assert "WEIGHTS_URI=${LAMBDA_TASK_ROOT}/weights/head.json" in dockerfile
-    # Deployed, the stack's WEIGHTS_URI (the shared S3 object) overrides the image's default head.
+    # Deployed, the stack's WEIGHTS_URI (the registry's active head) overrides the image's default head.
     assert load_template()["Globals"]["Function"]["Environment"]["Variables"]["WEIGHTS_URI"] == {
-        "Ref": "WeightsUri"
+        "Fn::Sub": "s3://${HeadsBucket}/active/head.json"
     }
     text = (REPO_ROOT / "functions" / "classify_upload" / "requirements.txt").read_text()
     requirements = [
