@@ -40,10 +40,14 @@ local: install
 	else echo "note: no npm: the browser demo needs onnxruntime-web (install Node.js, then make web)"; fi
 	$(PY) -m clip_local $(ARGS)
 
-# openai/clip-vit-base-patch32 → $(MODEL_OUT)/{fp32,int8}: needs the Hugging Face hub once, and torch.
+# openai/clip-vit-base-patch32 → $(MODEL_OUT)/{fp32,int8,text}: needs the Hugging Face hub once, and torch.
+# Then the first head that means something: a zero-shot head of the 12 default classes from their prompts
+# (weights/example/prompts.txt), which make local registers and serves, and the deploy guide seeds.
 model: install
 	$(PIP) install -q --disable-pip-version-check -e '.[dev,export]'
 	$(PY) weights/export_clip_onnx.py --model-id $(MODEL_ID) --out $(MODEL_OUT) --text
+	$(PY) weights/zero_shot_head.py --classes weights/example/classes.txt --prompts weights/example/prompts.txt \
+		--model-dir $(MODEL_OUT)/int8 --out $(MODEL_OUT)/zero_shot_head.json
 
 # About 8 minutes on 2 cores: a heading per stage, pytest's progress within each.
 test: install web
@@ -67,6 +71,7 @@ lint: install
 	$(VENV)/bin/mypy functions/classify_upload/app.py
 	$(VENV)/bin/mypy functions/backfill_batch/app.py
 	$(VENV)/bin/mypy functions/rescore_results/app.py
+	$(VENV)/bin/mypy functions/evaluate_heads/app.py
 	$(VENV)/bin/mypy weights/export_mlp_weights.py weights/export_clip_onnx.py weights/zero_shot_head.py weights/train_head.py weights/clip_export bench/
 	$(VENV)/bin/cfn-lint template.yaml
 	cd web && npm run --silent typecheck

@@ -1,5 +1,5 @@
-"""Dollars per million images for the event path, the backfill and the rescore, from measured figures and
-published prices.
+"""Dollars per million images for the event path, the backfill, the rescore and a shadow evaluation, from
+measured figures and published prices.
 
     python -m bench.cost_model                                   # tiny model timings (fast, weak)
     python -m bench.cost_model --model-dir weights/models/vit-b-32/int8
@@ -32,9 +32,11 @@ from clip_classifier.image.limits import ImageLimits
 from clip_classifier.image.preprocess import Preprocessor
 from clip_classifier.ingest.s3_event import normalize_sequencer
 from clip_classifier.model.embedder import Embedder
+from clip_classifier.registry.evaluation import EvaluationFigures
 from clip_classifier.storage import embedding_codec
 from clip_classifier.storage.item_codec import serialize
 from clip_classifier.storage.result_item import ClassificationItem, SourceInfo
+from clip_local.heads import reseeded_head
 from clip_local.paths import EXAMPLE_WEIGHTS, REPO_ROOT, TINY_MODEL_DIR
 
 #: us-east-1 list prices (USD), read from the services' pricing pages on 2026-12-01.
@@ -130,6 +132,23 @@ def measure_rescore_ms(head: Head) -> float:
     return (time.perf_counter() - start) * 1000 / len(stored)
 
 
+def measure_evaluate_ms(active: Head, candidate: Head, page: int = 500) -> float:
+    """Milliseconds per stored item of a shadow evaluation's compute: decode the stored embedding, both
+    heads on the page as one batch, the counts (:class:`EvaluationFigures`)."""
+    stored = [
+        embedding_codec.encode(v) for v in np.random.default_rng(2).normal(size=(2 * page, active.input_dim))
+    ]
+    ids = [f"p{i}" for i in range(len(stored))]
+    start = time.perf_counter()
+    figures = EvaluationFigures()
+    for first in range(0, len(stored), page):
+        batch = np.concatenate(
+            [embedding_codec.head_input(d, active.input_dim) for d in stored[first : first + page]]
+        )
+        figures.add(ids[first : first + page], batch, active, candidate)
+    return (time.perf_counter() - start) * 1000 / len(stored)
+
+
 @dataclass
 class Inputs:
     memory_mb: int
@@ -141,6 +160,8 @@ class Inputs:
     item_bytes_without_embedding: int
     batch_size: int = 25
     segment_items: int = 60_000
+    #: A shadow evaluation's compute per stored item (0: leave the evaluation out).
+    evaluate_ms: float = 0.0
 
 
 def costs(i: Inputs) -> dict[str, dict[str, float]]:
@@ -177,13 +198,24 @@ def costs(i: Inputs) -> dict[str, dict[str, float]]:
         "DynamoDB writes": IMAGES * item_wcu * p["dynamodb_write_unit"],
         "Step Functions": calls * 3 * p["sfn_transition"],
     }
-    return {"event path": event, "backfill": backfill, "rescore": rescore}
+    table = {"event path": event, "backfill": backfill, "rescore": rescore}
+    if i.evaluate_ms:
+        # Both heads on every stored item, nothing written: the scan, the compute, a part per call.
+        table["evaluation"] = {
+            "Lambda duration": IMAGES * 1.0 * i.evaluate_ms / 1000 * p["lambda_gb_second"],  # 1,024 MB
+            "Lambda requests": calls * p["lambda_request"],
+            "DynamoDB scan reads": IMAGES * i.item_bytes / 4096 * 0.5 * p["dynamodb_read_unit"],
+            "S3 parts + report": (calls + 1) * 0.005 / 1000 + calls * p["s3_get"],
+            "Step Functions": calls * 3 * p["sfn_transition"],
+        }
+    return table
 
 
 def render(i: Inputs, table: dict[str, dict[str, float]]) -> str:
     lines = [
         f"memory {i.memory_mb} MB; per image {i.image_ms:.1f} ms compute + {i.io_ms:.0f} ms S3/DynamoDB (assumed); "
-        f"rescore {i.rescore_ms * 1000:.0f} µs + {i.put_ms:.0f} ms PutItem (assumed) per item",
+        f"rescore {i.rescore_ms * 1000:.0f} µs + {i.put_ms:.0f} ms PutItem (assumed) per item; "
+        f"evaluation {i.evaluate_ms * 1000:.0f} µs per item (both heads, no write)",
         f"item {i.item_bytes} B = {write_units(i.item_bytes)} write units with the embedding; "
         f"{i.item_bytes_without_embedding} B = {write_units(i.item_bytes_without_embedding)} without",
         "",
@@ -223,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         image_ms=args.image_ms if args.image_ms is not None else measure_image_ms(args.model_dir, head),
         io_ms=args.io_ms,
         rescore_ms=measure_rescore_ms(head),
+        evaluate_ms=measure_evaluate_ms(head, Head(parse_weights(reseeded_head(EXAMPLE_WEIGHTS, seed=1)))),
         put_ms=args.put_ms,
         item_bytes=with_embedding,
         item_bytes_without_embedding=without,

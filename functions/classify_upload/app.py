@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -51,6 +51,23 @@ def _object_event(record: S3EventRecord) -> ObjectEvent:
         sequencer=raw["sequencer"],
         event_time=record.event_time,
     )
+
+
+def metric_dimension(label: str) -> str:
+    """A label as a CloudWatch dimension value (ASCII, at most 1,024 characters, never blank)."""
+    value = label.encode("ascii", "backslashreplace").decode()[:1024]
+    return value if value.strip() else "(blank)"
+
+
+def label_metrics(top_label: str, ambiguous: bool | None) -> None:
+    """``TopLabel`` with a ``label`` dimension (the dashboard's top-label distribution; the head's classes
+    bound how many series there are), and ``Ambiguous`` when the head's guard marked the result."""
+    with single_metric(
+        name="TopLabel", unit=MetricUnit.Count, value=1, default_dimensions=metrics.default_dimensions
+    ) as metric:
+        metric.add_dimension(name="label", value=metric_dimension(top_label))
+    if ambiguous:
+        metrics.add_metric(name="Ambiguous", unit=MetricUnit.Count, value=1)
 
 
 def create_handler(function: UploadFunction) -> Handler:
@@ -106,6 +123,8 @@ def create_handler(function: UploadFunction) -> Handler:
                 continue
             counts[outcome.status] = counts.get(outcome.status, 0) + 1
             metrics.add_metric(name=outcome.status.capitalize(), unit=MetricUnit.Count, value=1)
+            if outcome.status == "classified" and outcome.top_label is not None:
+                label_metrics(outcome.top_label, outcome.ambiguous)
             if outcome.status == "failed" and outcome.code:
                 metrics.add_metric(name=f"Failed_{outcome.code}", unit=MetricUnit.Count, value=1)
             if outcome.code == "other_bucket":

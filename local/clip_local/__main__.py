@@ -36,6 +36,8 @@ from .stack import LocalStack, local_stack
 from .step_functions import ChildRun, MapRun
 
 DEFAULT_IMAGES = REPO_ROOT / "tests" / "fixtures" / "images"
+#: How often the local stack's functions check the active head (clip-classifier --local heads activate).
+LOCAL_REFRESH_SECONDS = 1
 
 
 def progress(done: int, total: int, label: str, width: int = 30) -> None:
@@ -288,6 +290,8 @@ def _main(argv: list[str] | None, stack_started: list[Path]) -> int:
         model_dir=model_dir,
         quiet=not args.verbose,
         workers=args.workers,
+        # Deployed, a warm function checks the active head every 300 s; here an activation should show at once.
+        extra_env={"WEIGHTS_REFRESH_SECONDS": str(LOCAL_REFRESH_SECONDS)},
     ) as stack:
         url = stack.api.url
         write_outputs(args.outputs, stack)

@@ -13,6 +13,11 @@ from .apigw import Route, build_event
 from .paths import EVENTS_DIR
 
 FEATURE_DIM = 512
+#: The heads infra/events/evaluate_*.json name (registered by the tests that feed those events in).
+EVALUATED_HEADS = {
+    "candidate": "b860602823ef883571842a3476da8eacca8a6b6396df09a813c7a741d10eb3f6",  # reseeded_head(seed=1)
+    "active": "1a610b8d8b7f20704ead029b62555d43f5009eb80f6d1ff01a065e4d58e462e1",  # weights/example/example_head.json
+}
 
 
 def sample_features(seed: int, dim: int = FEATURE_DIM) -> list[float]:
@@ -143,6 +148,16 @@ def all_events() -> dict[str, dict[str, Any]]:
         # The first call of one rescore segment's loop, and the run's closing manifest step.
         "rescore_segment.json": {"runId": "sample-run", "segment": 0, "totalSegments": 4},
         "rescore_manifest.json": {"action": "manifest", "runId": "sample-run"},
+        # A shadow evaluation's first call of one segment, and its closing report: the candidate is the
+        # example head re-drawn with seed 1 (clip_local.heads.reseeded_head), against the example head.
+        "evaluate_segment.json": {
+            "action": "segment",
+            "runId": "sample-evaluation",
+            "segment": 0,
+            "totalSegments": 4,
+            **EVALUATED_HEADS,
+        },
+        "evaluate_report.json": {"action": "report", "runId": "sample-evaluation", **EVALUATED_HEADS},
         "s3_object_removed.json": {
             "Records": [
                 s3_event(

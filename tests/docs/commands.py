@@ -65,6 +65,13 @@ RULES = [
     # --- run as written by another test
     Rule(r"^curl -s -H 'x-api-key: local-dev-key'", "test", LOCAL_TEST),
     Rule(r"^make local ARGS=\"(backfill --copies 10|rescore) --once\"$", "test", LOCAL_TEST),
+    Rule(
+        r"^python -m clip_local\.heads --seed \d( --nudge-of /tmp/first\.json)? --out /tmp/",
+        "test",
+        LOCAL_TEST,
+    ),
+    Rule(r"^clip-classifier --local heads ", "test", LOCAL_TEST),
+    Rule(r"^clip-classifier classify tests/fixtures/images ", "test", LOCAL_TEST),
     Rule(r"^python -m bench\.bench_digits --write-folders /tmp/digits$", "test", EXPORT_TEST),
     Rule(r"^python weights/train_head\.py --images /tmp/digits ", "test", EXPORT_TEST),
     Rule(r"^make local ARGS=\"--weights /tmp/digits-head\.json", "test", EXPORT_TEST),
@@ -106,10 +113,11 @@ RULES = [
         "needs the real model (make model)",
     ),
     Rule(
-        r"^python (bench/|-m bench\.)(bench_head|bench_pipeline|bench_digits|bench_train|decode_limits|load_uploads|batch_jobs|cost_model|bench_browser)(\.py)?( |$)(?!--write-folders)",
+        r"^python (bench/|-m bench\.)(bench_head|bench_pipeline|bench_digits|bench_train|decode_limits|load_uploads|batch_jobs|cost_model|bench_browser|bench_evaluate)(\.py)?( |$)(?!--write-folders)",
         "a benchmark; its own test runs it small (tests/unit/benchmarks, tests/export)",
     ),
     Rule(r"^(sam |aws |STACK=|MODELS=|API=|KEY=|export AWS_|output\(\) )", "needs an AWS account"),
+    Rule(r"^clip-classifier --stack ", "needs an AWS account (the same commands run with --local in tests)"),
     Rule(r"^curl -s -H \"x-api-key: \$KEY\"", "needs an AWS account"),
     Rule(r"^python -c \"import boto3, sys; b = boto3\.resource\('s3'\)", "needs an AWS account"),
 ]

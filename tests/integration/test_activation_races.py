@@ -60,7 +60,10 @@ def test_activations_during_a_backfill_and_a_rescore_leave_each_item_scored_by_t
     for seed in (1, 2, 3):
         files[seed] = tmp_path / f"head-{seed}.json"
         files[seed].write_bytes(reseeded_head(EXAMPLE_WEIGHTS, seed=seed))
-    heads = {h.version: h for h in (Head(parse_weights(p.read_bytes())) for p in [EXAMPLE_WEIGHTS, *files.values()])}
+    heads = {
+        h.version: h
+        for h in (Head(parse_weights(p.read_bytes())) for p in [EXAMPLE_WEIGHTS, *files.values()])
+    }
     first = Head(parse_weights(EXAMPLE_WEIGHTS.read_bytes())).version
     with local_stack(
         quiet=True, workers=2, model_dir=TINY_MODEL_DIR / "int8", extra_env={"WEIGHTS_REFRESH_SECONDS": "0"}

@@ -146,3 +146,14 @@ def test_a_manifest_naming_missing_and_foreign_keys(tmp_path: Path) -> None:
         )
         assert summary.status == "SUCCEEDED"
         assert summary.counts == {"classified": 1, "missing": 1, "ignored": 2}
+
+
+def test_the_evaluation_benchmark_runs_small_and_agrees_with_numpy() -> None:
+    from bench.bench_evaluate import render
+    from bench.bench_evaluate import run as run_evaluation
+
+    figures = run_evaluation(300, workers=2, seed=3)
+    assert figures.ok, render(figures)
+    assert 0 < figures.agreement < 1 and figures.report["notCompared"] == {}
+    table = render(figures)
+    assert "evaluation (both heads, no write)" in table and "rescore (reference" in table

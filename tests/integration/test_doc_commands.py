@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,45 @@ def test_the_local_backfill_and_rescore_commands() -> None:
     rescore = run(makes[1].text)
     assert rescore.returncode == 0, rescore.stderr[-3000:]
     assert "rescore: SUCCEEDED" in rescore.stdout and f"  rescored {fixtures}" in rescore.stdout
+
+
+def test_the_heads_commands_on_the_served_stack(served: int) -> None:
+    """docs/heads.md's walk through the registry, as written, against make local's stack (it writes the
+    .local/outputs.json that --local reads)."""
+    walk = [c for c in COMMANDS if c.words.startswith(("python -m clip_local.heads", "clip-classifier"))]
+    assert [c.words.split(" --")[0] if c.words.startswith("python") else " ".join(c.words.split()[:4]) for c in walk] == [
+        "python -m clip_local.heads", "python -m clip_local.heads",
+        "clip-classifier --local heads add", "clip-classifier --local heads add",
+        "clip-classifier --local heads activate", "clip-classifier --local heads evaluate",
+        "clip-classifier --local heads activate", "clip-classifier --local heads rollback",
+        "clip-classifier --local heads list", "clip-classifier classify tests/fixtures/images --head",
+    ]  # fmt: skip
+    outputs = {}
+    for command in walk:
+        result = run(command.text)
+        assert result.returncode == 0, f"{command.words}\n{result.stderr[-3000:]}"
+        outputs[command.words] = result.stdout
+    evaluated = next(v for k, v in outputs.items() if " evaluate " in k)
+    fixtures = len([p for p in FIXTURES.iterdir() if p.is_file()])
+    assert "items compared:" in evaluated and "top label agrees:" in evaluated
+    compared = int(
+        next(line for line in evaluated.splitlines() if line.startswith("items compared:")).split()[-1]
+    )
+    assert 0 < compared <= fixtures
+    activated = next(v for k, v in outputs.items() if k.endswith("--rescore"))
+    assert "rescore started: arn:aws:states:" in activated
+    listed = outputs["clip-classifier --local heads list"]
+    assert (
+        len(
+            [
+                line
+                for line in listed.splitlines()[2:]
+                if line[:12].strip() and " " in line and line[0] in "0123456789abcdef"
+            ]
+        )
+        == 3
+    )
+    assert "rollback would return to" in listed
+    table = outputs[walk[-1].words]
+    assert table.splitlines()[0].split()[:2] == ["file", "status"] and "wrote /tmp/results.csv" in table
+    assert len(Path("/tmp/results.csv").read_text().splitlines()) == fixtures + 1

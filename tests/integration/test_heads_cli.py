@@ -22,8 +22,8 @@ from clip_classifier.head.weights_format import parse_weights
 from clip_classifier.storage import embedding_codec
 from clip_classifier.storage.picture_id import picture_id_for_key
 from clip_classifier.storage.result_item import ClassificationItem, SourceInfo
-from clip_local.heads import reseeded_head
-from clip_local.paths import EXAMPLE_WEIGHTS, REPO_ROOT
+from clip_local.heads import prototype_head
+from clip_local.paths import REPO_ROOT
 from clip_local.stack import LocalStack, local_stack
 from tests.helpers import encode, small_doc
 
@@ -61,7 +61,9 @@ def outputs(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Path
 @pytest.fixture(scope="module")
 def heads_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("heads")
-    (folder / "candidate.json").write_bytes(reseeded_head(EXAMPLE_WEIGHTS, seed=2))
+    first = prototype_head(1)
+    (folder / "first.json").write_bytes(first)
+    (folder / "candidate.json").write_bytes(prototype_head(2, nudge_of=first))
     wide = small_doc()  # a valid head of 4 features: the deployed model outputs 512
     (folder / "wide.json").write_bytes(encode(wide))
     return folder
@@ -98,7 +100,7 @@ def stored(stack: LocalStack) -> int:
 
 def model_info(stack: LocalStack) -> dict[str, Any]:
     request = urllib.request.Request(f"{stack.api.url}/api/v1/model", headers={"x-api-key": stack.api_key})
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the local stack
+    with urllib.request.urlopen(request, timeout=30) as response:
         info: dict[str, Any] = json.loads(response.read())
     return info
 
@@ -110,7 +112,9 @@ def upload_version(stack: LocalStack, name: str) -> str | None:
     return item.head_version
 
 
-def direct_figures(stack: LocalStack, active: Head, candidate: Head) -> tuple[int, int, dict[tuple[str, str], int]]:
+def direct_figures(
+    stack: LocalStack, active: Head, candidate: Head
+) -> tuple[int, int, dict[tuple[str, str], int]]:
     """(compared, agreeing, flips) over every stored embedding from the deployed model, by NumPy."""
     served = stack.upload.function().classifier.embedder.version
     rows = []
@@ -130,7 +134,9 @@ def direct_figures(stack: LocalStack, active: Head, candidate: Head) -> tuple[in
     flips: dict[tuple[str, str], int] = {}
     for a, c in zip(ta, tc, strict=True):
         if a != c:
-            flips[(active.classes[a], candidate.classes[c])] = flips.get((active.classes[a], candidate.classes[c]), 0) + 1
+            flips[(active.classes[a], candidate.classes[c])] = (
+                flips.get((active.classes[a], candidate.classes[c]), 0) + 1
+            )
     return len(x), int((ta == tc).sum()), flips
 
 
@@ -142,44 +148,57 @@ def test_register_evaluate_activate_and_roll_back_through_the_console_script(
     assert example["status"] == "active" and listed["active"]["version"] == example["version"]
     assert listed["served"] == example["version"]
     assert model_info(stack)["head"]["version"] == example["version"]
-    assert upload_version(stack, "before.jpg") == example["version"]
 
+    # Two heads: a first one, activated, and a candidate that differs from it on some items.
+    first = cli_json(outputs, "heads", "add", str(heads_dir / "first.json"))["head"]["version"]
     added = cli(outputs, "heads", "add", str(heads_dir / "candidate.json"))
     assert added.returncode == 0 and added.stdout.startswith("registered "), added.stderr
     candidate = parse_weights((heads_dir / "candidate.json").read_bytes()).content_sha256
     again = cli_json(outputs, "heads", "add", str(heads_dir / "candidate.json"))
     assert again["registered"] is False and again["head"]["version"] == candidate
+    activated = cli(outputs, "heads", "activate", first[:12])
+    assert activated.returncode == 0 and activated.stdout.startswith(f"activated {first[:12]} (prototype"), (
+        activated.stderr
+    )
+    assert upload_version(stack, "first.jpg") == first
 
     evaluated = cli_json(outputs, "heads", "evaluate", candidate[:10])
     report = evaluated["report"]
-    active_head = stack.score.function().service.weights.get()
+    active_head = Head(parse_weights((heads_dir / "first.json").read_bytes()))
     candidate_head = Head(parse_weights((heads_dir / "candidate.json").read_bytes()))
     compared, agreeing, flips = direct_figures(stack, active_head, candidate_head)
     assert compared >= 1_000 and report["compared"] == compared
+    assert 0 < agreeing < compared, "the candidate agrees with the active head on some items, not all"
     assert report["agreement"] == agreeing / compared and report["flips"] == compared - agreeing
     assert {(a, c): n for a, row in report["flipMatrix"].items() for c, n in row.items()} == flips
     assert report["notCompared"] == {"embedder_changed": 12}
+    assert report["active"]["version"] == first and report["candidate"]["version"] == candidate
 
     shown = cli(outputs, "heads", "show", candidate[:12])
     assert shown.returncode == 0
-    assert f"items compared:      {compared}" in shown.stdout and "largest flips (active → candidate):" in shown.stdout
+    assert (
+        f"items compared:      {compared}" in shown.stdout
+        and "largest flips (active → candidate):" in shown.stdout
+    )
     assert cli_json(outputs, "heads", "show", candidate[:12])["report"]["runId"] == evaluated["runId"]
 
-    activated = cli_json(outputs, "heads", "activate", candidate[:12])
-    assert activated == {
-        "active": candidate, "previous": example["version"], "unchanged": False, "refreshSeconds": 0.0
+    activated_json = cli_json(outputs, "heads", "activate", candidate[:12])
+    assert activated_json == {
+        "active": candidate, "previous": first, "unchanged": False, "refreshSeconds": 0.0
     }  # fmt: skip
     info = model_info(stack)
     assert info["headVersion"] == info["head"]["version"] == candidate
-    assert info["head"]["activatedBy"].startswith("local:") and info["head"]["meaningful"] is False
+    assert info["head"]["activatedBy"].startswith("local:") and info["head"]["registeredBy"].startswith(
+        "local:"
+    )
     assert upload_version(stack, "after.jpg") == candidate
 
     rolled = cli(outputs, "heads", "rollback")
-    assert rolled.returncode == 0 and rolled.stdout.startswith(f"rolled back to {example['version'][:12]}")
-    assert model_info(stack)["head"]["version"] == example["version"]
-    assert upload_version(stack, "rolled-back.jpg") == example["version"]
+    assert rolled.returncode == 0 and rolled.stdout.startswith(f"rolled back to {first[:12]}")
+    assert model_info(stack)["head"]["version"] == first
+    assert upload_version(stack, "rolled-back.jpg") == first
     statuses = {h["version"]: h["status"] for h in cli_json(outputs, "heads", "list")["heads"]}
-    assert statuses == {example["version"]: "active", candidate: "retired"}
+    assert statuses == {example["version"]: "retired", first: "active", candidate: "retired"}
 
 
 def test_refusals_are_one_line(stack: LocalStack, outputs: Path, heads_dir: Path) -> None:
@@ -215,4 +234,6 @@ def test_list_and_show_tables(stack: LocalStack, outputs: Path) -> None:
     assert f"active: {active.version[:12]}" in listed.stdout
     shown = cli(outputs, "heads", "show", active.version)
     assert shown.stdout.splitlines()[0] == f"version:         {active.version}"
-    assert "random example head (its labels mean nothing)" in shown.stdout
+    assert (
+        "random example head (its labels mean nothing)" in shown.stdout
+    )  # the prototype heads are examples too

@@ -150,8 +150,16 @@ def test_the_container_image_requirements_cover_every_import() -> None:
     assert missing(app, app.with_name("requirements.txt"), set()) == []
 
 
-def test_the_layer_requirements_cover_what_the_zip_function_imports_at_load() -> None:
-    app = REPO_ROOT / "functions" / "score_features" / "app.py"
+ZIP_FUNCTIONS = {
+    "score_features": "ScoreFeaturesFunction",
+    "rescore_results": "RescoreResultsFunction",
+    "evaluate_heads": "EvaluateHeadsFunction",
+}
+
+
+@pytest.mark.parametrize("folder", sorted(ZIP_FUNCTIONS))
+def test_the_layer_requirements_cover_what_the_zip_function_imports_at_load(folder: str) -> None:
+    app = REPO_ROOT / "functions" / folder / "app.py"
     assert (
         missing(app, REPO_ROOT / "layers" / "shared" / "requirements.txt", RUNTIME_PROVIDED, lazy=False) == []
     )
@@ -169,13 +177,16 @@ sys.meta_path.insert(0, Block())
 """
 
 
-def test_the_scoring_function_runs_without_the_image_only_packages() -> None:
+@pytest.mark.parametrize(
+    "tests", ["tests/unit/functions/test_score_features.py", "tests/unit/functions/test_evaluate_heads.py"]
+)
+def test_the_zip_functions_run_without_the_image_only_packages(tests: str) -> None:
     result = subprocess.run(
         [
             sys.executable,
             "-c",
             BLOCKER + "import pytest\nsys.exit(pytest.main([sys.argv[1], '-q', '-p', 'no:cacheprovider']))",
-            "tests/unit/functions/test_score_features.py",
+            tests,
         ],
         cwd=REPO_ROOT,
         capture_output=True,
@@ -282,25 +293,27 @@ def test_each_lock_pins_what_pyproject_declares_with_hashes(
     assert "torch" not in pins
 
 
-def test_sam_build_of_the_scoring_function_ships_the_embedder_manifest(tmp_path: Path) -> None:
-    """functions/score_features/Makefile (BuildMethod makefile) run as ``sam build`` runs it: the artifact
-    holds the handler and the model's manifest where the template's EMBEDDER_MANIFEST points."""
+@pytest.mark.parametrize("folder", sorted(ZIP_FUNCTIONS))
+def test_sam_build_of_each_zip_function_ships_the_embedder_manifest(tmp_path: Path, folder: str) -> None:
+    """functions/<name>/Makefile (BuildMethod makefile) run as ``sam build`` runs it: the artifact holds the
+    handler and the model's manifest where the template's EMBEDDER_MANIFEST points."""
     from clip_local.template import function_environment, load_template
 
     model_dir = "weights/models/tiny/int8"
-    artifacts = tmp_path / "ScoreFeaturesFunction"
+    logical_id = ZIP_FUNCTIONS[folder]
+    makefile = str(REPO_ROOT / "functions" / folder / "Makefile")
+    artifacts = tmp_path / logical_id
     artifacts.mkdir()
     subprocess.run(
-        ["make", "-s", "-f", str(REPO_ROOT / "functions/score_features/Makefile"), "build-ScoreFeaturesFunction",
-         f"ARTIFACTS_DIR={artifacts}", f"MODEL_DIR={model_dir}"],
+        ["make", "-s", "-f", makefile, f"build-{logical_id}", f"ARTIFACTS_DIR={artifacts}", f"MODEL_DIR={model_dir}"],
         cwd=tmp_path, check=True, capture_output=True, text=True,
     )  # fmt: skip
-    assert (artifacts / "app.py").read_bytes() == (REPO_ROOT / "functions/score_features/app.py").read_bytes()
-    manifest = function_environment(load_template(), "ScoreFeaturesFunction")["EMBEDDER_MANIFEST"]
+    assert (artifacts / "app.py").read_bytes() == (REPO_ROOT / "functions" / folder / "app.py").read_bytes()
+    manifest = function_environment(load_template(), logical_id)["EMBEDDER_MANIFEST"]
     assert (artifacts / manifest).read_bytes() == (REPO_ROOT / model_dir / "manifest.json").read_bytes()
     missing = subprocess.run(
-        ["make", "-s", "-f", str(REPO_ROOT / "functions/score_features/Makefile"), "build-ScoreFeaturesFunction",
-         f"ARTIFACTS_DIR={artifacts}", "MODEL_DIR=weights/models/absent"],
+        ["make", "-s", "-f", makefile, f"build-{logical_id}", f"ARTIFACTS_DIR={artifacts}",
+         "MODEL_DIR=weights/models/absent"],
         cwd=tmp_path, check=False, capture_output=True, text=True,
     )  # fmt: skip
     assert missing.returncode != 0 and "run 'make model' first" in missing.stdout

@@ -72,6 +72,6 @@ def test_costs_add_up_from_the_prices() -> None:
 def test_the_command_measures_and_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--io-ms", "30"]) == 0
     out = capsys.readouterr().out
-    for path in ("event path", "backfill", "rescore"):
+    for path in ("event path", "backfill", "rescore", "evaluation"):
         assert f"{path:<12} total (dominant: " in out
     assert "2208 B = 3 write units with the embedding" in out

@@ -240,3 +240,43 @@ def test_the_item_keeps_the_embedding_its_result_was_scored_from(
     again = lean.classifier.store.get(picture_id_for_key(KEY, "uploads/"))
     assert again is not None and again.embedding is None
     assert np.array_equal(_probabilities(again, head.classes), _probabilities(item, head.classes))
+
+
+def emf_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{") and '"_aws"' in line]
+
+
+def test_emf_counts_each_top_label_with_its_dimension_and_ambiguous_results(
+    upload_env: Any, upload: UploadFunction, invoke: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from clip_classifier.head.forward import Head
+    from clip_classifier.head.weights_format import WeightsDocument, document_sha256
+
+    data = (REPO_ROOT / "tests" / "fixtures" / "images" / "landscape_rgb.jpg").read_bytes()
+    capsys.readouterr()
+    invoke(created_event(upload_env, data))
+    item = upload.classifier.store.get(picture_id_for_key(KEY, "uploads/"))
+    assert item is not None
+    lines = emf_lines(capsys.readouterr().out)
+    (top,) = [line for line in lines if "TopLabel" in line]
+    assert top["label"] == item.top_label and top["TopLabel"] in (1.0, [1.0])
+    assert top["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["label", "service"]]
+    assert not any("Ambiguous" in line for line in lines)  # the example head has no guard
+    # A guard every result falls below: each classified upload counts as Ambiguous too.
+    doc = json.loads((REPO_ROOT / "weights" / "example" / "example_head.json").read_text())
+    doc["ambiguity"] = {"min_top_probability": 1.0, "min_margin": 1.0}
+    guarded = WeightsDocument.model_validate(doc)
+    guarded = guarded.model_copy(update={"content_sha256": document_sha256(guarded)})
+    upload.classifier.weights = type("Guarded", (), {"get": lambda self: Head(guarded)})()
+    later = created_event(upload_env, data)
+    later["Records"][0]["s3"]["object"]["sequencer"] = "FFFFFFFFFFFFFFFFFF"  # a newer event of the key
+    assert invoke(later)["outcomes"] == {"classified": 1}
+    lines = emf_lines(capsys.readouterr().out)
+    assert any(line.get("Ambiguous") in (1.0, [1.0]) for line in lines)
+
+
+def test_a_label_becomes_a_valid_dimension_value() -> None:
+    app = load_function("classify_upload")
+    assert app.metric_dimension("pet") == "pet"
+    assert app.metric_dimension("café") == "caf\\xe9"
+    assert app.metric_dimension(" ") == "(blank)" and len(app.metric_dimension("x" * 2000)) == 1024

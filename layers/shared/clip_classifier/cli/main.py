@@ -68,17 +68,17 @@ def parser() -> argparse.ArgumentParser:
     add = actions.add_parser("add", help="register a head file (checked as the functions check it)")
     add.add_argument("file", type=Path)
     show = actions.add_parser("show", help="a head's record, its evaluations and the latest report")
-    show.add_argument("version")
+    show.add_argument("version", help="a version (6+ hex digits of it), or a head file")
     evaluate = actions.add_parser(
         "evaluate", help="compare a candidate with the active head on every stored result"
     )
-    evaluate.add_argument("version")
+    evaluate.add_argument("version", help="a version (6+ hex digits of it), or a head file")
     evaluate.add_argument(
         "--no-wait", action="store_true", help="start it and return (heads show reads the report)"
     )
     evaluate.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the report")
     activate = actions.add_parser("activate", help="serve a registered head from both functions")
-    activate.add_argument("version")
+    activate.add_argument("version", help="a version (6+ hex digits of it), or a head file")
     activate.add_argument("--rescore", action="store_true", help="then re-score every stored result with it")
     activate.add_argument(
         "--no-wait-for-evaluation", action="store_true", help="activate even while its evaluation runs"
@@ -129,7 +129,18 @@ def operator_for(target: Target) -> Operator:
     return operator
 
 
+def version_of(given: str) -> str:
+    """A version, a prefix of one, or the path of a head file (its content sha256: the file need not be the
+    registered copy, only the same head)."""
+    path = Path(given)
+    if path.is_file():
+        return parse_weights(path.read_bytes(), location=given).content_sha256
+    return given
+
+
 def run_heads(args: argparse.Namespace) -> Output:
+    if getattr(args, "version", None):
+        args.version = version_of(args.version)
     op = operator_for(target_of(args))
     match args.action:
         case "list":

@@ -50,6 +50,8 @@ class Outcome:
     status: OutcomeStatus
     code: str | None = None
     top_label: str | None = None
+    #: The head's ambiguity guard marked the result (``None``: no guard, or no result).
+    ambiguous: bool | None = None
     #: Milliseconds per stage (download, decode, embed, head, store) for the metrics.
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -152,7 +154,11 @@ class UploadClassifier:
         )
         if item is None:
             return Outcome(picture_id, event.key, "superseded", timings_ms=watch.timings)
-        details = {"code": item.error.code} if item.error else {"top_label": item.top_label}
+        details = (
+            {"code": item.error.code}
+            if item.error
+            else {"top_label": item.top_label, "ambiguous": item.ambiguous}
+        )
         return self._store(item, event, watch, **details)
 
     def classify_object(
