@@ -4,6 +4,7 @@ docs/api.md on a served stack, and docs/batch-jobs.md's local backfill and resco
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -109,16 +110,8 @@ def test_the_heads_commands_on_the_served_stack(served: int) -> None:
     activated = next(v for k, v in outputs.items() if k.endswith("--rescore"))
     assert "rescore started: arn:aws:states:" in activated
     listed = outputs["clip-classifier --local heads list"]
-    assert (
-        len(
-            [
-                line
-                for line in listed.splitlines()[2:]
-                if line[:12].strip() and " " in line and line[0] in "0123456789abcdef"
-            ]
-        )
-        == 3
-    )
+    heads = [line for line in listed.splitlines() if re.match(r"^[0-9a-f]{12}  ", line)]
+    assert len(heads) == 3, listed  # the first head the stack registered, and the two of the walk
     assert "rollback would return to" in listed
     table = outputs[walk[-1].words]
     assert table.splitlines()[0].split()[:2] == ["file", "status"] and "wrote /tmp/results.csv" in table

@@ -34,7 +34,11 @@ STORED = 1_200
 
 def cli(outputs: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(CLI), "--local", str(outputs), *args], capture_output=True, text=True, timeout=600, check=False
+        [str(CLI), "--local", "--outputs", str(outputs), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
 
 
@@ -217,7 +221,7 @@ def test_refusals_are_one_line(stack: LocalStack, outputs: Path, heads_dir: Path
     same = cli(outputs, "heads", "evaluate", active.version[:12])
     assert same.returncode == 1 and "is the active head" in same.stderr
     missing = subprocess.run(
-        [str(CLI), "--local", str(outputs.with_name("absent.json")), "heads", "list"],
+        [str(CLI), "--local", "--outputs", str(outputs.with_name("absent.json")), "heads", "list"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert missing.returncode == 1 and "no local stack is running" in missing.stderr
@@ -237,3 +241,55 @@ def test_list_and_show_tables(stack: LocalStack, outputs: Path) -> None:
     assert (
         "random example head (its labels mean nothing)" in shown.stdout
     )  # the prototype heads are examples too
+
+
+def test_classify_a_folder_without_a_stack_as_a_table_csv_and_json(tmp_path: Path) -> None:
+    csv_path = tmp_path / "results.csv"
+    args = ["classify", str(FIXTURES), "--head", str(REPO_ROOT / "weights/example/example_head.json")]
+    args += ["--model-dir", str(REPO_ROOT / "weights/models/tiny/int8")]
+    table = subprocess.run(
+        [str(CLI), *args, "--csv", str(csv_path)], capture_output=True, text=True, check=False
+    )
+    assert table.returncode == 0, table.stderr
+    files = sorted(p.name for p in FIXTURES.iterdir() if p.is_file())
+    assert table.stdout.splitlines()[0].split() == ["file", "status", "top", "label", "p(top)", "second"]
+    rows = csv_path.read_text().splitlines()
+    assert len(rows) == len(files) + 1 and rows[0].startswith(
+        "file,status,top_label,top_probability,error,portrait"
+    )
+    as_json = json.loads(
+        subprocess.run([str(CLI), "--json", *args], capture_output=True, text=True, check=True).stdout
+    )
+    assert sorted(r["file"] for r in as_json["results"]) == files
+    classified = [r for r in as_json["results"] if r["status"] == "classified"]
+    failed = [r for r in as_json["results"] if r["status"] == "failed"]
+    assert classified and all(len(r["top"]) == 3 for r in classified)
+    assert all(r["error"] for r in failed)  # the deliberately broken fixtures, each with its reason
+    missing = subprocess.run(
+        [str(CLI), "classify", str(FIXTURES), "--head", "abcdef123456"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 1 and "needs --stack NAME or --local" in missing.stderr
+
+
+def test_init_records_the_model_and_activates_a_first_head(stack: LocalStack, outputs: Path) -> None:
+    before = stack.registry.active()
+    assert before is not None
+    done = cli(
+        outputs, "heads", "init", "--model-dir", str(REPO_ROOT / "weights/models/tiny/int8"),
+        "--head", str(REPO_ROOT / "weights/example/example_head.json"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("the registry checks heads against ") and "512 features" in lines[0]
+    assert lines[1].startswith("already registered ") and lines[2].startswith("activated ")
+    example = parse_weights((REPO_ROOT / "weights/example/example_head.json").read_bytes()).content_sha256
+    rolled = cli_json(outputs, "heads", "rollback")
+    assert rolled == {
+        "active": before.version,
+        "previous": example,
+        "unchanged": False,
+        "refreshSeconds": 0.0,
+    }

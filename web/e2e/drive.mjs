@@ -59,8 +59,9 @@ try {
       nodes.map((node) => ({ file: /** @type {HTMLElement} */ (node).dataset.file, text: node.textContent })),
     );
     const status = await page.textContent("#model-status");
+    const headStatus = await page.textContent("#head-status");
     if (scenario.screenshot) await page.screenshot({ path: scenario.screenshot, fullPage: false });
-    out.push({ name: scenario.name, modelMs, firstResultMs, demo, cards, status, dialogs, console: console_ });
+    out.push({ name: scenario.name, modelMs, firstResultMs, demo, cards, status, headStatus, dialogs, console: console_ });
     await page.close();
   }
 } finally {

@@ -48,12 +48,12 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Operate a deployed (or the local) CLIP classifier.")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--stack", metavar="NAME", help="a deployed stack (its CloudFormation outputs)")
-    where.add_argument(
-        "--local",
-        nargs="?",
-        const=str(LOCAL_OUTPUTS),
-        metavar="OUTPUTS",
-        help=f"the local stack ('make local'; default outputs file {LOCAL_OUTPUTS})",
+    where.add_argument("--local", action="store_true", help="the local stack that 'make local' runs")
+    p.add_argument(
+        "--outputs",
+        type=Path,
+        default=LOCAL_OUTPUTS,
+        help=f"with --local: the outputs file the local stack writes (default {LOCAL_OUTPUTS})",
     )
     p.add_argument("--region", help="the stack's AWS region (default: your AWS configuration's)")
     p.add_argument("--profile", help="an AWS profile of your configuration")
@@ -105,7 +105,7 @@ def parser() -> argparse.ArgumentParser:
 
 def target_of(args: argparse.Namespace) -> Target:
     if args.local:
-        return local_target(Path(args.local))
+        return local_target(args.outputs)
     if args.stack:
         return stack_target(args.stack, region=args.region, profile=args.profile)
     raise ConfigurationError("say which stack: --stack NAME (a deployed one) or --local (make local's)")
