@@ -193,3 +193,35 @@ def test_bad_inputs_are_clear_errors(exported: tuple[Path, Path], tmp_path: Path
         load_manifest(TINY_MODEL_DIR / "int8" / "manifest.json").model_sha256
         not in load_text_manifest(out / "text" / "fp32").vision_model_sha256
     )
+
+
+def test_make_models_first_head_is_the_zero_shot_head_the_local_stack_serves(
+    exported: tuple[Path, Path],
+) -> None:
+    """`make model`'s last step, run as the Makefile writes it for this export, builds the zero-shot head of
+    the 12 default classes beside the model; the local stack registers and serves it, and says where it came
+    from (never "its labels mean nothing")."""
+    import json
+
+    from clip_local.paths import initial_head
+    from clip_local.stack import local_stack
+
+    _, out = exported
+    recipe = subprocess.run(
+        ["make", "-n", "--no-print-directory", "model", f"MODEL_OUT={out}"],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    (command,) = [line for line in recipe.replace("\\\n", " ").splitlines() if "zero_shot_head.py" in line]
+    built = subprocess.run(["bash", "-c", command.replace(".venv/bin/python", sys.executable)], cwd=REPO_ROOT,
+                           capture_output=True, text=True, check=False, timeout=900)  # fmt: skip
+    assert built.returncode == 0, built.stderr[-3000:]
+    head_file = out / "zero_shot_head.json"
+    assert initial_head(out / "int8") == head_file
+    doc = parse_weights(head_file.read_bytes())
+    assert doc.head_type == "zero_shot" and len(doc.classes) == 12
+    with local_stack(model_dir=out / "int8", quiet=True) as stack:
+        active = stack.registry.active()
+        assert active is not None and active.version == doc.content_sha256
+        info = stack.score.function().service.model_info()
+        assert info.head.meaningful and info.head.source == "zero-shot from 36 class prompts"
+        assert json.loads(info.model_dump_json(by_alias=True))["head"]["registeredBy"] == "local stack"
