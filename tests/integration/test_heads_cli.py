@@ -26,6 +26,7 @@ from clip_local.heads import prototype_head
 from clip_local.paths import REPO_ROOT
 from clip_local.stack import LocalStack, local_stack
 from tests.helpers import encode, small_doc
+from tests.integration.test_local_main import free_port
 
 CLI = Path(sys.executable).with_name("clip-classifier")
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "images"
@@ -225,6 +226,18 @@ def test_refusals_are_one_line(stack: LocalStack, outputs: Path, heads_dir: Path
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert missing.returncode == 1 and "no local stack is running" in missing.stderr
+    stale = outputs.with_name("stale.json")
+    document = json.loads(outputs.read_text())
+    stale.write_text(json.dumps({**document, "endpoint": f"http://127.0.0.1:{free_port()}"}))
+    left = subprocess.run(
+        [str(CLI), "--local", "--outputs", str(stale), "heads", "list"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert left.returncode == 1 and left.stderr.startswith(
+        "clip-classifier: no local stack answers at http://"
+    )
     assert "Traceback" not in wide.stderr + unknown.stderr + same.stderr + missing.stderr
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import getpass
 import json
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 
@@ -89,6 +91,8 @@ def local_target(path: Path = LOCAL_OUTPUTS) -> Target:
     except (OSError, ValueError) as exc:
         raise ConfigurationError(f"{path} is not a local stack's outputs file: {exc}") from exc
     try:
+        endpoint = str(document["endpoint"])
+        _answers(endpoint, path)
         session = boto3.session.Session(
             aws_access_key_id=document["credentials"],
             aws_secret_access_key=document["credentials"],
@@ -105,3 +109,15 @@ def local_target(path: Path = LOCAL_OUTPUTS) -> Target:
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise ConfigurationError(f"{path} is not a local stack's outputs file: no {exc}") from exc
+
+
+def _answers(endpoint: str, path: Path) -> None:
+    """A stack that was killed leaves its outputs file behind: say so, rather than a connection error."""
+    url = urlsplit(endpoint)
+    try:
+        with socket.create_connection((url.hostname or "127.0.0.1", url.port or 80), timeout=2):
+            pass
+    except OSError as exc:
+        raise ConfigurationError(
+            f"no local stack answers at {endpoint} ({path} is left from one that stopped): start one with 'make local'"
+        ) from exc
