@@ -189,10 +189,13 @@ def startup_problem(args: argparse.Namespace, model_dir: Path) -> str | None:
     return None
 
 
-def write_outputs(path: Path, stack: LocalStack) -> None:
-    """The stack's outputs for ``clip-classifier --local`` (removed when the stack stops)."""
+def write_outputs(path: Path, stack: LocalStack) -> str:
+    """The stack's outputs for ``clip-classifier --local``, written when it starts serving; what was written
+    (removed when the stack stops, unless another stack has written its own since)."""
+    text = json.dumps(stack.outputs(), indent=2) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(stack.outputs(), indent=2) + "\n")
+    path.write_text(text)
+    return text
 
 
 def describe_served_head(stack: LocalStack) -> str:
@@ -208,15 +211,19 @@ def describe_served_head(stack: LocalStack) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    started: list[Path] = []
+    written: list[tuple[Path, str]] = []
     try:
-        return _main(argv, started)
+        return _main(argv, written)
     finally:
-        for path in started:
-            path.unlink(missing_ok=True)
+        for path, text in written:
+            try:
+                if path.read_text() == text:
+                    path.unlink()
+            except OSError:
+                pass  # already gone
 
 
-def _main(argv: list[str] | None, stack_started: list[Path]) -> int:
+def _main(argv: list[str] | None, written: list[tuple[Path, str]]) -> int:
     parser = argparse.ArgumentParser(prog="python -m clip_local", description=__doc__)
     parser.add_argument(
         "job",
@@ -294,8 +301,6 @@ def _main(argv: list[str] | None, stack_started: list[Path]) -> int:
         extra_env={"WEIGHTS_REFRESH_SECONDS": str(LOCAL_REFRESH_SECONDS)},
     ) as stack:
         url = stack.api.url
-        write_outputs(args.outputs, stack)
-        stack_started.append(args.outputs)
         print(
             f"moto (S3, DynamoDB, SQS) on {stack.aws.endpoint}; table {stack.table}; weights {stack.weights_uri}"
         )
@@ -331,6 +336,9 @@ def _main(argv: list[str] | None, stack_started: list[Path]) -> int:
         )
         if args.once:
             return 0
+        # Only a stack that stays up is one clip-classifier --local can talk to.
+        written.append((args.outputs, write_outputs(args.outputs, stack)))
+        print(f"clip-classifier --local reaches it (outputs in {args.outputs})")
         stop = threading.Event()
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

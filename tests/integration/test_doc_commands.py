@@ -95,6 +95,11 @@ def test_the_heads_commands_on_the_served_stack(served: int) -> None:
         "clip-classifier --local heads activate", "clip-classifier --local heads rollback",
         "clip-classifier --local heads list", "clip-classifier classify tests/fixtures/images --head",
     ]  # fmt: skip
+    written = REPO_ROOT / ".local" / "outputs.json"
+    for _ in range(120):  # written once the served stack has printed its table
+        if written.is_file():
+            break
+        time.sleep(0.5)
     outputs = {}
     for command in walk:
         result = run(command.text)
