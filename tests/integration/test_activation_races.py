@@ -94,7 +94,9 @@ def test_activations_during_a_backfill_and_a_rescore_leave_each_item_scored_by_t
             summary = stack.jobs.run(BACKFILL)
         assert summary.status == "SUCCEEDED" and summary.counts["classified"] == KEYS
         after_backfill = scored_by(stack, heads)
-        assert set(after_backfill) == {first, during_backfill.version}, after_backfill
+        # Whether later batches meet the new head depends on how the map spread the keys over calls and
+        # workers (under CI load, one call can take them all); the invariant is what scored_by asserts.
+        assert during_backfill.version is not None and set(after_backfill) <= {first, during_backfill.version}
         assert sum(after_backfill.values()) == KEYS
 
         stack.activate_head(files[2])
