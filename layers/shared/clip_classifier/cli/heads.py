@@ -14,6 +14,7 @@ from typing import Any
 from clip_classifier.aws import AWS_ERRORS, error_code
 from clip_classifier.cli.tables import pairs, percent, table
 from clip_classifier.exceptions import EvaluationRunningError, RegistryError
+from clip_classifier.model.manifest import load_manifest
 from clip_classifier.registry.records import EvaluationRef, HeadRecord
 from clip_classifier.registry.service import Activation, HeadRegistry
 from clip_classifier.storage.evaluation_reports import S3EvaluationReports
@@ -347,18 +348,13 @@ def rollback_head(op: Operator, *, rescore: bool = False) -> Output:
 def init_registry(op: Operator, model_dir: Path, head: Path | None) -> Output:
     """Record the deployed model (its manifest) and, with ``head``, register and activate a first head."""
     manifest_path = model_dir / "manifest.json"
-    try:
-        manifest = manifest_path.read_bytes()
-        document = json.loads(manifest)
-        dim, sha = int(document["output_dim"]), str(document["model_sha256"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise RegistryError(
-            f"{manifest_path} is not a model manifest (export one with 'make model'): {exc}"
-        ) from exc
+    model = load_manifest(
+        manifest_path
+    )  # the functions' own reader: a file they would refuse is refused here
+    manifest = manifest_path.read_bytes()
     op.registry.files.put_embedder(manifest)
-    lines = [
-        f"the registry checks heads against {document.get('model_id', 'the model')} ({sha[:12]}…, {dim} features)"
-    ]
+    sha, dim = model.model_sha256, model.output_dim
+    lines = [f"the registry checks heads against {model.model_id} ({sha[:12]}…, {dim} features)"]
     data: dict[str, Any] = {"embedder": {"modelSha256": sha, "outputDim": dim}}
     if head is not None:
         added = add_head(op, head)

@@ -16,7 +16,7 @@ every other item is counted under the reason it was not (``api``, ``failed``, ``
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -26,6 +26,7 @@ from clip_classifier.exceptions import CorruptEmbeddingError
 from clip_classifier.head.fit import ServedEmbedder, check_fits
 from clip_classifier.head.forward import Head
 from clip_classifier.head.weights_format import parse_weights
+from clip_classifier.jobs.rescore import RUN_ID_PATTERN
 from clip_classifier.ports import ResultScan
 from clip_classifier.registry.evaluation import EvaluationFigures, build_report
 from clip_classifier.registry.records import EvaluationRef, EvaluationSummary
@@ -35,7 +36,6 @@ from clip_classifier.storage.result_item import ClassificationItem, utc_now
 
 #: What an evaluation reads of an item (DynamoDB bills the scan by the items' full size either way).
 READ_ATTRIBUTES = ("pictureId", "status", "embedderVersion", "embedding", "source", "personLabel")
-RUN_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,80}$"
 VERSION_PATTERN = r"^[0-9a-f]{64}$"
 
 
@@ -107,7 +107,7 @@ class EvaluationService:
         records: HeadRecords,
         *,
         page_size: int = 500,
-        clock: Any = utc_now,
+        clock: Callable[[], str] = utc_now,
     ) -> None:
         self.store = store
         self.heads = heads
