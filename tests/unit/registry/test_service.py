@@ -190,3 +190,26 @@ def test_the_history_is_bounded() -> None:
         reg.activate(h.version, by="x")
     assert len(reg.active().previous) == MAX_HISTORY  # type: ignore[union-attr]
     assert reg.active().previous[0] == heads[-2].version  # type: ignore[union-attr]
+
+
+def test_the_cli_refuses_an_oversized_head_file_before_reading_it(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pathlib import Path
+
+    from clip_classifier.cli.heads import Operator, add_head
+    from clip_classifier.exceptions import WeightsTooLargeError
+
+    big = Path(str(tmp_path)) / "big.json"
+    with big.open("wb") as fh:
+        fh.truncate(17 * 1024 * 1024)  # sparse: its size says it all
+
+    def unread(self: Path) -> bytes:
+        raise AssertionError(f"{self} was read")
+
+    monkeypatch.setattr(Path, "read_bytes", unread)
+    operator = Operator(
+        registry(), reports=None, states=None, evaluate_machine="", rescore_machine="", who="x"
+    )  # type: ignore[arg-type]
+    with pytest.raises(WeightsTooLargeError, match="the limit is 16,777,216"):
+        add_head(operator, big)

@@ -14,6 +14,7 @@ from typing import Any
 from clip_classifier.aws import AWS_ERRORS, error_code
 from clip_classifier.cli.tables import pairs, percent, table
 from clip_classifier.exceptions import EvaluationRunningError, RegistryError
+from clip_classifier.head.weights_cache import check_size
 from clip_classifier.model.manifest import load_manifest
 from clip_classifier.registry.records import EvaluationRef, HeadRecord
 from clip_classifier.registry.service import Activation, HeadRegistry
@@ -120,6 +121,7 @@ def list_heads(op: Operator) -> Output:
 
 def add_head(op: Operator, path: Path) -> Output:
     try:
+        check_size(path.stat().st_size, str(path))  # refused before a byte is read, as the functions do
         raw = path.read_bytes()
     except OSError as exc:
         raise RegistryError(f"cannot read {path}: {exc.strerror or exc}") from exc
