@@ -7,6 +7,7 @@ import io
 import json
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,24 @@ class FaultyClient:
             return transforms.pop(0)(response) if transforms else response
 
         return call
+
+
+@dataclass
+class SpyBody:
+    """Wraps a real body: counts the bytes read and whether it was closed."""
+
+    real: Any
+    read_bytes: int = 0
+    closed: bool = False
+
+    def read(self, amt: int | None = None) -> bytes:
+        chunk: bytes = self.real.read(amt)
+        self.read_bytes += len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        self.closed = True
+        self.real.close()
 
 
 class BreakingBody:

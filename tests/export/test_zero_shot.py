@@ -170,7 +170,9 @@ def test_bad_inputs_are_clear_errors(exported: tuple[Path, Path], tmp_path: Path
     assert "no class labels" in zero_shot("--classes", str(empty), "--model-dir", str(out / "int8"))
     repeated = tmp_path / "repeated.txt"
     repeated.write_text("dog\ncat\ndog\n", encoding="utf-8")
-    assert "repeated labels: dog" in zero_shot("--classes", str(repeated), "--model-dir", str(out / "int8"))
+    assert 'classes[2] "dog" repeats classes[0] "dog"' in zero_shot(
+        "--classes", str(repeated), "--model-dir", str(out / "int8")
+    )
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("dog: a dog\ncat: a cat\nbird: a bird\n", encoding="utf-8")
     assert "labels not in the classes: bird" in zero_shot(

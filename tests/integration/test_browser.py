@@ -130,7 +130,9 @@ def test_the_page_classifies_like_the_server_and_says_clearly_what_it_cannot(
     # The page names the head the API serves (GET /v1/model): its version and where it came from.
     served = stack.score.function().service.weights.get()
     assert everything["demo"]["head"]["version"] == served.version
-    assert everything["headStatus"].startswith(f"head {served.version[:12]} ({served.head_type}, 12 classes): ")
+    assert everything["headStatus"].startswith(
+        f"head {served.version[:12]} ({served.head_type}, 12 classes): "
+    )
     assert "random example head (its labels mean nothing)" in everything["headStatus"]
     by_name = {r["name"]: r for r in everything["demo"]["results"]}
     cards = {c["file"]: c["text"] for c in everything["cards"]}

@@ -16,7 +16,7 @@ from clip_classifier.storage.picture_id import picture_id_for_key
 from clip_local.paths import EXAMPLE_WEIGHTS, REPO_ROOT, TINY_MODEL_DIR
 from clip_local.stack import LocalStack, local_stack
 from tests.corpus.images import png_bomb
-from tests.helpers import FaultyClient, client_error, predict_one
+from tests.helpers import FaultyClient, SpyBody, client_error, predict_one
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "images"
 GOLDEN = json.loads((TINY_MODEL_DIR / "golden_embeddings.json").read_text())
@@ -100,8 +100,19 @@ def test_bad_uploads_leave_a_failed_item_and_are_not_retried(
 def test_oversized_object_is_refused_without_downloading_it(
     stack: LocalStack, classifier_s3: FaultyClient
 ) -> None:
+    bodies: list[SpyBody] = []
+
+    def spy(response: dict[str, Any]) -> dict[str, Any]:
+        bodies.append(SpyBody(response["Body"]))
+        return {**response, "Body": bodies[-1]}
+
+    classifier_s3.responses["get_object"] = [spy]
     stack.upload_file("big2.jpg", b"\xff\xd8\xff" + b"\0" * (MAX_BYTES + 10))
-    assert classifier_s3.calls.get("head_object") == 1 and "get_object" not in classifier_s3.calls
+    # One request, refused from its ContentLength: the body is closed unread.
+    assert classifier_s3.calls == {"get_object": 1}
+    assert bodies[0].read_bytes == 0 and bodies[0].closed
+    record = stack.result(pid(stack, "big2.jpg"))
+    assert record is not None and record.error is not None and record.error.code == "image_too_large"
 
 
 @pytest.mark.parametrize("name", ["été photo.jpg", "a+b c.jpg", "dir/sub dir/x.png", "日本語.webp"])
@@ -163,7 +174,7 @@ def test_persistent_fault_goes_to_the_dlq_and_is_redriven(
     stack: LocalStack, classifier_s3: FaultyClient
 ) -> None:
     sqs = stack.client("sqs")
-    classifier_s3.faults["head_object"] = [client_error("InternalError", 500, "HeadObject")] * 3
+    classifier_s3.faults["get_object"] = [client_error("InternalError", 500, "GetObject")] * 3
     assert not stack.upload_file("poison.jpg", (FIXTURES / "landscape_rgb.jpg").read_bytes())
     assert stack.result(pid(stack, "poison.jpg")) is None  # not a made-up failure: the event is parked
     report = redrive(sqs, stack.dead_letter_queue_url, stack.invoker.invoke)

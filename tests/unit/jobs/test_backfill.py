@@ -73,8 +73,12 @@ def test_listed_keys_are_classified_with_embeddings_and_a_second_run_downloads_n
 ) -> None:
     s3_bucket.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=JPEG)
     s3_bucket.put_object(Bucket=BUCKET, Key="uploads/b.png", Body=PNG)
+    first = FaultyClient(s3_bucket)
+    backfill.service.source.s3 = first  # type: ignore[assignment]
     result = backfill.service.run(batch("uploads/a.jpg", "uploads/b.png"))
     assert result.counts == {"classified": 2}
+    # Per key: one HEAD for the current version (the listing has no version ids), one GET pinned to it.
+    assert first.calls == {"head_object": 2, "get_object": 2}
     stored = item(backfill, "uploads/a.jpg")
     assert stored is not None and stored.status == "classified" and stored.sequencer is None
     assert stored.embedding is not None and stored.source.version_id and stored.source.last_modified

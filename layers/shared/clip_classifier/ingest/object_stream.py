@@ -116,7 +116,7 @@ class ObjectStream(io.RawIOBase):
             if not block:
                 self._eof = True
             elif len(self._buffer) + len(block) > self._max_bytes:
-                # HeadObject checked the size already; this guards a body longer than it said.
+                # The response's ContentLength was checked already; this guards a body longer than it said.
                 raise ImageTooLargeError(f"image is over the {self._max_bytes}-byte limit")
             else:
                 self._buffer += block

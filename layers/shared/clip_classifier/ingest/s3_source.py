@@ -1,8 +1,9 @@
 """Read an uploaded object for classification: the S3 side of the upload path.
 
-``HeadObject`` first (the size limit is checked before any byte is downloaded), then ``GetObject`` pinned to
-the event's version — or, on an unversioned bucket, to the ETag just seen — so a concurrent overwrite cannot
-slip in. The body comes back as an :class:`~.object_stream.ObjectStream`, which the decoder reads while it
+One ``GetObject`` per image, pinned to the event's version — or, on an unversioned bucket, conditional on
+the event's ETag — so a concurrent overwrite cannot slip in; the size limit is checked from the response's
+``ContentLength`` before any byte of body is read (a ``HeadObject`` first would be a second billed request
+and a second round trip per image). The body comes back as an :class:`~.object_stream.ObjectStream`, which the decoder reads while it
 still arrives.
 """
 
@@ -61,25 +62,26 @@ class S3ObjectSource:
     def open(self, event: ObjectLocation) -> OpenedObject | None:
         """The object's body as a stream with the version read, or ``None`` if it changed or vanished since
         the event (the newer event carries it). A size over the limit is an :class:`ImageTooLargeError`;
-        access and transient errors raise :class:`SourceObjectError` subclasses."""
+        access and transient errors raise :class:`SourceObjectError` subclasses.
+
+        One request: ``GetObject`` pinned to the event's version, or (unversioned bucket) conditional on the
+        event's ETag. Its headers arrive before the body, so an oversize object is refused from
+        ``ContentLength`` and the stream closed before a byte of body is read.
+        """
         where = f"s3://{event.bucket}/{event.key}"
-        pin: dict[str, Any] = {"VersionId": event.version_id} if event.version_id else {}
+        pin: dict[str, Any] = {}
+        if event.version_id:
+            pin["VersionId"] = event.version_id
+        elif event.etag:
+            pin["IfMatch"] = '"' + event.etag.strip('"') + '"'
         try:
-            meta = self.s3.head_object(Bucket=event.bucket, Key=event.key, **pin)
-        except AWS_ERRORS as exc:
-            if is_not_found(exc):
-                return None
-            raise aws_error(exc, _ERRORS, action="read", target=where) from exc
-        version = _version(meta)
-        if event.etag and not event.version_id and version.etag != event.etag.strip('"'):
-            return None  # overwritten since this event; the newer event classifies the new content
-        if version.size > self.max_bytes:
-            raise ImageTooLargeError(f"image is {version.size} bytes; the limit is {self.max_bytes}")
-        try:
-            condition: dict[str, Any] = pin or {"IfMatch": meta["ETag"]}
-            response = self.s3.get_object(Bucket=event.bucket, Key=event.key, **condition)
+            response = self.s3.get_object(Bucket=event.bucket, Key=event.key, **pin)
         except AWS_ERRORS as exc:
             if is_not_found(exc) or is_precondition_failed(exc):
-                return None
+                return None  # deleted, or overwritten since this event: the newer event classifies it
             raise aws_error(exc, _ERRORS, action="read", target=where) from exc
+        version = _version(response)
+        if version.size > self.max_bytes:
+            response["Body"].close()
+            raise ImageTooLargeError(f"image is {version.size} bytes; the limit is {self.max_bytes}")
         return OpenedObject(ObjectStream(response["Body"], where=where, max_bytes=self.max_bytes), version)
