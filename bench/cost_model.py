@@ -5,10 +5,16 @@ measured figures and published prices.
     python -m bench.cost_model --model-dir weights/models/vit-b-32/int8
     python -m bench.cost_model --image-ms 80 --memory-mb 1769    # your own measured duration
 
+It prints the event path before → after the cost round (one ``GetObject`` per image instead of HEAD + GET,
+the codec-2 item with the int8 embedding instead of maps and float16, arm64 beside x86_64), then every
+path as deployed now.
+
 Measured here: the compute time per image (decode + preprocess + embed + head, one thread: 1,769 MB is one
 vCPU) on the fixture images, the rescore's compute per item, and the DynamoDB item size with and without
 the stored embedding (DynamoDB's own size rules). Assumed, and printed: the S3 and DynamoDB round trips
-inside a function's billed time (``--io-ms``, ``--put-ms``). Prices: us-east-1 list prices (see PRICES).
+inside a function's billed time (``--s3-ms`` per S3 request, ``--write-ms`` per item write, ``--put-ms`` for the
+rescore's update). arm64 is priced at the same duration as measured here (x86_64): Graviton's int8 speed is
+not measured on this machine. Prices: us-east-1 list prices (see PRICES).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import math
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -42,6 +48,7 @@ from clip_local.paths import EXAMPLE_WEIGHTS, REPO_ROOT, TINY_MODEL_DIR
 #: us-east-1 list prices (USD), read from the services' pricing pages on 2026-12-01.
 PRICES = {
     "lambda_gb_second": 0.0000166667,  # x86_64, first 6 billion GB-s a month
+    "lambda_gb_second_arm64": 0.0000133334,  # arm64 (Graviton): 20 % less
     "lambda_request": 0.20 / 1e6,
     "s3_get": 0.0004 / 1000,  # GET, HEAD (S3 Standard)
     "s3_list": 0.005 / 1000,  # LIST: one request per 1,000 keys
@@ -83,10 +90,12 @@ def write_units(size: int) -> int:
     return max(1, math.ceil(size / 1024))
 
 
-def typical_item(head: Head, *, embedding: bool) -> ClassificationItem:
+def typical_item(
+    head: Head, *, embedding: bool, layout: embedding_codec.Layout = embedding_codec.CURRENT
+) -> ClassificationItem:
     """An upload's item as the upload path writes it, with realistic names and ids."""
     raw = np.random.default_rng(0).normal(size=head.input_dim).astype(np.float32)
-    stored, features = embedding_codec.round_trip(raw)
+    stored, features = embedding_codec.round_trip(raw, layout)
     return ClassificationItem.classified(
         "IMG_0042.jpg",
         ResultFields.from_prediction(head.predict(features)[0], head_version=head.version),
@@ -153,35 +162,51 @@ def measure_evaluate_ms(active: Head, candidate: Head, page: int = 500) -> float
 class Inputs:
     memory_mb: int
     image_ms: float
-    io_ms: float
     rescore_ms: float
     put_ms: float
     item_bytes: int
     item_bytes_without_embedding: int
+    #: One S3 request's round trip inside the billed duration, and one item write's (assumed).
+    s3_ms: float = 10.0
+    write_ms: float = 10.0
+    #: S3 requests per image on the event path: 1 (GetObject); 2 before the cost round (HeadObject first).
+    s3_requests: int = 1
+    architecture: str = "x86_64"
     batch_size: int = 25
     segment_items: int = 60_000
     #: A shadow evaluation's compute per stored item (0: leave the evaluation out).
     evaluate_ms: float = 0.0
 
+    @property
+    def io_ms(self) -> float:
+        return self.s3_requests * self.s3_ms + self.write_ms
+
+
+def gb_second_price(architecture: str) -> float:
+    return PRICES["lambda_gb_second_arm64" if architecture == "arm64" else "lambda_gb_second"]
+
 
 def costs(i: Inputs) -> dict[str, dict[str, float]]:
     """$ per 1M images, by path and term."""
     p = PRICES
+    gb_second = gb_second_price(i.architecture)
     gb = i.memory_mb / 1024
     item_wcu = write_units(i.item_bytes)
     event_ms = i.image_ms + i.io_ms
+    s3_term = "S3 GET" if i.s3_requests == 1 else "S3 HEAD + GET"
     event = {
-        "Lambda duration": IMAGES * gb * math.ceil(event_ms) / 1000 * p["lambda_gb_second"],
+        "Lambda duration": IMAGES * gb * math.ceil(event_ms) / 1000 * gb_second,
         "Lambda requests": IMAGES * p["lambda_request"],
-        "S3 HEAD + GET": IMAGES * 2 * p["s3_get"],
+        s3_term: IMAGES * i.s3_requests * p["s3_get"],
         "DynamoDB writes": IMAGES * item_wcu * p["dynamodb_write_unit"],
     }
     batches = IMAGES / i.batch_size
-    batch_ms = i.batch_size * (event_ms + 10)  # + one HEAD of the current version per key
+    batch_ms = i.batch_size * (event_ms + i.s3_ms)  # + one HEAD of the current version per key
     backfill = {
-        "Lambda duration": batches * gb * math.ceil(batch_ms) / 1000 * p["lambda_gb_second"],
+        "Lambda duration": batches * gb * math.ceil(batch_ms) / 1000 * gb_second,
         "Lambda requests": batches * p["lambda_request"],
-        "S3 HEAD x2 + GET": IMAGES * 3 * p["s3_get"],
+        # The listing has no version ids: a HEAD finds the current version, then the read.
+        f"S3 HEAD + {s3_term.removeprefix('S3 ')}": IMAGES * (1 + i.s3_requests) * p["s3_get"],
         "S3 LIST": IMAGES / 1000 * p["s3_list"],
         "DynamoDB reads (BatchGetItem)": IMAGES * math.ceil(i.item_bytes / 4096) * p["dynamodb_read_unit"],
         "DynamoDB writes": IMAGES * item_wcu * p["dynamodb_write_unit"],
@@ -192,7 +217,7 @@ def costs(i: Inputs) -> dict[str, dict[str, float]]:
     item_ms = i.rescore_ms + i.put_ms
     calls = IMAGES / i.segment_items
     rescore = {
-        "Lambda duration": IMAGES * 1.0 * item_ms / 1000 * p["lambda_gb_second"],  # 1,024 MB
+        "Lambda duration": IMAGES * 1.0 * item_ms / 1000 * gb_second,  # 1,024 MB
         "Lambda requests": calls * p["lambda_request"],
         "DynamoDB scan reads": IMAGES * i.item_bytes / 4096 * 0.5 * p["dynamodb_read_unit"],
         "DynamoDB writes": IMAGES * item_wcu * p["dynamodb_write_unit"],
@@ -202,7 +227,7 @@ def costs(i: Inputs) -> dict[str, dict[str, float]]:
     if i.evaluate_ms:
         # Both heads on every stored item, nothing written: the scan, the compute, a part per call.
         table["evaluation"] = {
-            "Lambda duration": IMAGES * 1.0 * i.evaluate_ms / 1000 * p["lambda_gb_second"],  # 1,024 MB
+            "Lambda duration": IMAGES * 1.0 * i.evaluate_ms / 1000 * gb_second,  # 1,024 MB
             "Lambda requests": calls * p["lambda_request"],
             "DynamoDB scan reads": IMAGES * i.item_bytes / 4096 * 0.5 * p["dynamodb_read_unit"],
             "S3 parts + report": (calls + 1) * 0.005 / 1000 + calls * p["s3_get"],
@@ -211,9 +236,36 @@ def costs(i: Inputs) -> dict[str, dict[str, float]]:
     return table
 
 
+def compare(before: Inputs, after: Inputs, arm: Inputs) -> str:
+    """The event path, term by term: before the cost round → after it, at x86_64 and at arm64."""
+    columns = [costs(before)["event path"], costs(after)["event path"], costs(arm)["event path"]]
+    terms = [
+        ("Lambda duration", "Lambda duration"),
+        ("Lambda requests", "Lambda requests"),
+        ("S3 HEAD + GET", "S3 GET"),
+        ("DynamoDB writes", "DynamoDB writes"),
+    ]
+    lines = [
+        "event path, $ per 1M images: before (HEAD + GET, codec 1 item with float16 embedding) → after "
+        "(one GET, codec 2 item with int8 embedding)",
+        f"item {before.item_bytes} B = {write_units(before.item_bytes)} write units → "
+        f"{after.item_bytes} B = {write_units(after.item_bytes)}; "
+        f"S3 round trips {before.s3_requests} → {after.s3_requests} ({before.s3_ms:.0f} ms each, assumed)",
+        "",
+        f"{'term':<20} {'before':>9} {'after x86_64':>13} {'after arm64':>12}",
+        "-" * 57,
+    ]
+    for old, new in terms:
+        lines.append(f"{new:<20} {columns[0][old]:>9.2f} {columns[1][new]:>13.2f} {columns[2][new]:>12.2f}")
+    totals = [sum(c.values()) for c in columns]
+    lines.append(f"{'total':<20} {totals[0]:>9.2f} {totals[1]:>13.2f} {totals[2]:>12.2f}")
+    return "\n".join(lines)
+
+
 def render(i: Inputs, table: dict[str, dict[str, float]]) -> str:
     lines = [
-        f"memory {i.memory_mb} MB; per image {i.image_ms:.1f} ms compute + {i.io_ms:.0f} ms S3/DynamoDB (assumed); "
+        f"{i.architecture}, memory {i.memory_mb} MB; per image {i.image_ms:.1f} ms compute + {i.io_ms:.0f} ms "
+        "S3/DynamoDB (assumed); "
         f"rescore {i.rescore_ms * 1000:.0f} µs + {i.put_ms:.0f} ms PutItem (assumed) per item; "
         f"evaluation {i.evaluate_ms * 1000:.0f} µs per item (both heads, no write)",
         f"item {i.item_bytes} B = {write_units(i.item_bytes)} write units with the embedding; "
@@ -242,24 +294,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--image-ms", type=float, default=None, help="skip the measurement: compute ms per image"
     )
-    parser.add_argument(
-        "--io-ms", type=float, default=30.0, help="S3 HEAD/GET + DynamoDB put inside the duration"
-    )
-    parser.add_argument("--put-ms", type=float, default=5.0, help="one DynamoDB PutItem round trip (rescore)")
+    parser.add_argument("--s3-ms", type=float, default=10.0, help="one S3 request inside the duration")
+    parser.add_argument("--write-ms", type=float, default=10.0, help="the item's conditional PutItem")
+    parser.add_argument("--put-ms", type=float, default=5.0, help="one DynamoDB UpdateItem round trip (rescore)")
+    parser.add_argument("--architecture", choices=("x86_64", "arm64"), default="x86_64")
     args = parser.parse_args(argv)
     head = Head(parse_weights(EXAMPLE_WEIGHTS.read_bytes()))
-    with_embedding = item_size(serialize(typical_item(head, embedding=True)))
-    without = item_size(serialize(typical_item(head, embedding=False)))
     inputs = Inputs(
         memory_mb=args.memory_mb,
         image_ms=args.image_ms if args.image_ms is not None else measure_image_ms(args.model_dir, head),
-        io_ms=args.io_ms,
+        s3_ms=args.s3_ms,
+        write_ms=args.write_ms,
         rescore_ms=measure_rescore_ms(head),
         evaluate_ms=measure_evaluate_ms(head, Head(parse_weights(reseeded_head(EXAMPLE_WEIGHTS, seed=1)))),
         put_ms=args.put_ms,
-        item_bytes=with_embedding,
-        item_bytes_without_embedding=without,
+        item_bytes=item_size(serialize(typical_item(head, embedding=True))),
+        item_bytes_without_embedding=item_size(serialize(typical_item(head, embedding=False))),
+        architecture=args.architecture,
     )
+    before = replace(
+        inputs,
+        s3_requests=2,
+        architecture="x86_64",
+        item_bytes=item_size(serialize(typical_item(head, embedding=True, layout="float16"), codec=1)),
+    )
+    x86 = replace(inputs, architecture="x86_64")
+    print(compare(before, x86, replace(inputs, architecture="arm64")))
+    print()
     print(render(inputs, costs(inputs)))
     return 0
 

@@ -134,7 +134,7 @@ def test_digits_end_to_end_and_the_deployed_head_serves_the_same_predictions(
     )  # fmt: skip
     assert again.returncode == 0 and "embedded 0 image(s), 1797 from the cache" in again.stderr
 
-    # The deployed head classifies test images through the upload path exactly as the trainer predicted.
+    # The deployed head classifies test images through the upload path as the trainer predicted.
     with (report / "test_predictions.csv").open() as fh:
         rows = list(csv.DictReader(fh))[:12]
     with local_stack(weights=head, model_dir=TINY_MODEL_DIR / "int8", quiet=True) as stack:
@@ -144,7 +144,9 @@ def test_digits_end_to_end_and_the_deployed_head_serves_the_same_predictions(
             item = stack.result(picture_id_for_key(stack.key_prefix + name, stack.key_prefix))
             assert item is not None and item.status == "classified" and item.probabilities is not None
             expected = json.loads(row["probabilities"])
-            assert max(abs(item.probabilities[k] - v) for k, v in expected.items()) <= 1e-5
+            # The trainer predicts from float32 features; the upload path scores the stored int8 embedding
+            # (storage/embedding_codec.py): measured 1.1e-3 at most on these rows (float16 stored: 1e-5).
+            assert max(abs(item.probabilities[k] - v) for k, v in expected.items()) <= 5e-3
             assert item.top_label == row["predicted"] and item.ambiguous is not None
 
 

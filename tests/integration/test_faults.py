@@ -18,6 +18,7 @@ from clip_classifier.head.weights_format import parse_weights
 from clip_classifier.image.preprocess import Preprocessor
 from clip_classifier.jobs.redrive import redrive
 from clip_classifier.model.embedder import Embedder
+from clip_classifier.storage import embedding_codec
 from clip_classifier.storage.picture_id import picture_id_for_key
 from clip_local.paths import EXAMPLE_WEIGHTS, REPO_ROOT, TINY_MODEL_DIR
 from clip_local.stack import MODEL_BUCKET, WEIGHTS_KEY, LocalStack, local_stack
@@ -164,7 +165,9 @@ def test_persistent_throttling_goes_to_the_dlq_and_redrive_recovers(
 def expected_probabilities(head: Head, data: bytes) -> np.ndarray:
     embedder = Embedder(TINY_MODEL_DIR / "int8" / "model.onnx")
     pixels = Preprocessor(embedder.manifest.transform)(data).pixels
-    return np.asarray(predict_one(head, embedder.embed(pixels)[0]).probabilities)
+    # The upload path scores the stored embedding (int8), so the expectation goes through the same codec.
+    _, stored = embedding_codec.round_trip(embedder.embed(pixels))
+    return np.asarray(predict_one(head, stored[0]).probabilities)
 
 
 def test_weights_replaced_between_invocations(stack: LocalStack) -> None:
@@ -277,7 +280,8 @@ def test_weights_replaced_while_instances_are_classifying(tmp_path: Path) -> Non
             record = own.result(picture_id_for_key(own.key_prefix + name, own.key_prefix))
             assert record is not None and record.status == "classified"
             head = heads[record.head_version]  # a known, verified version and nothing else
-            expected = predict_one(head, embedder.embed(pre(data).pixels)[0]).probabilities
+            _, stored = embedding_codec.round_trip(embedder.embed(pre(data).pixels))
+            expected = predict_one(head, stored[0]).probabilities
             got = [record.probabilities[c] for c in head.classes]
             assert np.abs(np.array(got) - np.array(expected)).max() <= 1e-6
             versions.append(record.head_version)

@@ -185,4 +185,5 @@ def test_serialization_never_raises_inexact() -> None:
             "p", ResultFields.from_prediction(tiny, head_version="a" * 64), source=SourceInfo(type="api")
         )
     )
-    assert Decimal(item["probabilities"]["M"]["cat"]["N"]) == Decimal("1e-45")
+    # Codec 2: one number per class, in the classes' order.
+    assert Decimal(item["probabilities"]["L"][CLASSES.index("cat")]["N"]) == Decimal("1e-45")

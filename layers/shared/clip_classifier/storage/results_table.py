@@ -25,6 +25,7 @@ from clip_classifier.storage.item_codec import (
     UnreadableItem,
     deserialize,
     serialize,
+    stored_result,
     to_attribute_value,
 )
 from clip_classifier.storage.result_item import ClassificationItem
@@ -174,7 +175,7 @@ class ResultsStore:
         the embedding, the source, the S3 sequencer that orders later events — stays as it is."""
         if previous.source.type != "s3":
             raise ValueError("update_result re-scores an upload's result")
-        fields = result.model_dump(by_alias=True)
+        fields = stored_result(result.model_dump(by_alias=True))
         names = {"#status": "status", "#head": "headVersion", "#source": "source", "#updated": "updatedAt"}
         values: dict[str, Any] = {
             ":classified": {"S": "classified"},
