@@ -11,12 +11,13 @@ ARGS ?=
 MODEL_ID ?= openai/clip-vit-base-patch32
 MODEL_OUT ?= weights/models/vit-b-32
 
-# Lock files: the Lambda platform (Python 3.12 on Amazon Linux 2023, x86_64), every file hashed.
-LOCK := $(VENV)/bin/uv pip compile pyproject.toml --python-version 3.12 \
-	--python-platform x86_64-manylinux_2_28 --generate-hashes --quiet
-# Wheels only, for that platform: what `sam build` and the image build would install.
-LAMBDA_WHEELS := --only-binary=:all: --implementation cp --python-version 3.12 \
-	--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64
+# Lock files: the Lambda platform (Python 3.12 on Amazon Linux 2023), one resolution for both architectures
+# (x86_64 and arm64: template.yaml Architecture), every file of every platform hashed.
+LOCK := $(VENV)/bin/uv pip compile pyproject.toml --python-version 3.12 --universal --generate-hashes --quiet
+# Wheels only, for one platform: what `sam build` and the image build would install there.
+LAMBDA_ARCHS := x86_64 aarch64
+lambda_wheels = --only-binary=:all: --implementation cp --python-version 3.12 \
+	--platform manylinux_2_28_$(1) --platform manylinux_2_17_$(1) --platform manylinux2014_$(1)
 
 .PHONY: install web local model test test-export lint lock lambda-wheels bench clean
 
@@ -89,10 +90,11 @@ lock: install
 # build the layer exactly as `sam build` does.
 lambda-wheels: install
 	rm -rf .lambda-wheels && mkdir -p .lambda-wheels
-	$(PIP) download -q --no-deps --require-hashes $(LAMBDA_WHEELS) \
-		-r functions/classify_upload/requirements.txt -d .lambda-wheels/image
-	$(MAKE) -f layers/shared/Makefile build-SharedLayer ARTIFACTS_DIR=$(CURDIR)/.lambda-wheels/layer \
-		PIP=$(PIP)
+	$(foreach arch,$(LAMBDA_ARCHS),\
+		$(PIP) download -q --no-deps --require-hashes $(call lambda_wheels,$(arch)) \
+			-r functions/classify_upload/requirements.txt -d .lambda-wheels/image-$(arch) && \
+		$(MAKE) -f layers/shared/Makefile build-SharedLayer ARTIFACTS_DIR=$(CURDIR)/.lambda-wheels/layer-$(arch) \
+			PIP=$(PIP) LAMBDA_ARCH=$(arch) && ) true
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .lambda-wheels web/node_modules

@@ -296,7 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--s3-ms", type=float, default=10.0, help="one S3 request inside the duration")
     parser.add_argument("--write-ms", type=float, default=10.0, help="the item's conditional PutItem")
-    parser.add_argument("--put-ms", type=float, default=5.0, help="one DynamoDB UpdateItem round trip (rescore)")
+    parser.add_argument(
+        "--put-ms", type=float, default=5.0, help="one DynamoDB UpdateItem round trip (rescore)"
+    )
     parser.add_argument("--architecture", choices=("x86_64", "arm64"), default="x86_64")
     args = parser.parse_args(argv)
     head = Head(parse_weights(EXAMPLE_WEIGHTS.read_bytes()))

@@ -55,7 +55,9 @@ class Fidelity:
 
 def fidelity(vectors: F32, layout: embedding_codec.Layout, head: Head) -> Fidelity:
     dim = vectors.shape[1]
-    stored = np.concatenate([embedding_codec.head_input(embedding_codec.encode(v, layout), dim) for v in vectors])
+    stored = np.concatenate(
+        [embedding_codec.head_input(embedding_codec.encode(v, layout), dim) for v in vectors]
+    )
     exact64, stored64 = vectors.astype(np.float64), stored.astype(np.float64)
     cosine = (exact64 * stored64).sum(1) / np.linalg.norm(exact64, axis=1) / np.linalg.norm(stored64, axis=1)
     _, exact = head.forward(vectors)

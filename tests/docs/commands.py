@@ -117,6 +117,10 @@ RULES = [
         "a benchmark; its own test runs it small (tests/unit/benchmarks, tests/export)",
     ),
     Rule(r"^(sam |aws |STACK=|MODELS=|API=|KEY=|export AWS_|output\(\) )", "needs an AWS account"),
+    Rule(
+        r"^LAMBDA_ARCH=arm64 sam build ",
+        "needs Docker for the image (tests/unit/test_architectures.py runs the layer's build for arm64)",
+    ),
     Rule(r"^clip-classifier --stack ", "needs an AWS account (the same commands run with --local in tests)"),
     Rule(r"^curl -s -H \"x-api-key: \$KEY\"", "needs an AWS account"),
     Rule(r"^python -c \"import boto3, sys; b = boto3\.resource\('s3'\)", "needs an AWS account"),

@@ -48,7 +48,9 @@ def test_int8_layout_and_round_trip() -> None:
     assert np.abs(steps).max() == 127  # the largest component uses the whole range
     unit, norm = embedding_codec.decode(data, 512)
     assert norm == pytest.approx(float(np.linalg.norm(x.astype(np.float64))), rel=1e-7)
-    assert unit.dtype == np.float32 and np.linalg.norm(unit.astype(np.float64)) == pytest.approx(1.0, abs=1e-6)
+    assert unit.dtype == np.float32 and np.linalg.norm(unit.astype(np.float64)) == pytest.approx(
+        1.0, abs=1e-6
+    )
     expected = (steps / np.linalg.norm(steps.astype(np.float64))).astype(np.float32)
     assert np.array_equal(unit, expected)
 

@@ -47,7 +47,8 @@ def test_codec_2_keeps_per_class_figures_as_lists_in_class_order() -> None:
     raw = serialize(item)
     assert raw["codec"] == {"N": str(CODEC)}
     assert [v["N"] for v in raw["probabilities"]["L"]] == [
-        str(np.float32(item.probabilities[c])) for c in item.classes or []  # type: ignore[index]
+        str(np.float32(item.probabilities[c]))
+        for c in item.classes or []  # type: ignore[index]
     ]
     assert "L" in raw["scores"] and len(raw["scores"]["L"]) == len(item.classes or [])
     read = deserialize(raw)
@@ -68,7 +69,9 @@ def test_an_upload_item_fits_two_write_units_with_room_for_a_persons_label() -> 
 
 
 def test_failed_and_deleted_items_carry_no_codec() -> None:
-    failed = ClassificationItem.failed("f.jpg", code="image_corrupt", message="m", source=SourceInfo(type="s3"))
+    failed = ClassificationItem.failed(
+        "f.jpg", code="image_corrupt", message="m", source=SourceInfo(type="s3")
+    )
     raw = serialize(failed)
     assert "codec" not in raw and deserialize(raw) == failed
 

@@ -79,6 +79,13 @@ def int8_path_warning(manifest: ModelManifest, here: CpuFeatures | None) -> str 
     report = manifest.quantization_report
     if manifest.quantization == "none" or report is None or report.cpu is None or here is None:
         return None
+    measured, running = report.cpu.architecture, here.architecture
+    if measured and running and measured != running:
+        return (
+            f"the int8 model was exported and measured on {measured} ({report.cpu.int8_path}), this function "
+            f"runs on {running} ({here.int8_path}): export the model on {running} for an {running} "
+            "deployment (docs/deploy.md, Architecture)"
+        )
     if here.int8_path == report.cpu.int8_path:
         return None
     return (

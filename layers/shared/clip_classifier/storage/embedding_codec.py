@@ -79,9 +79,9 @@ def _crc(body: bytes, layout: Layout) -> int:
 
 def _layout(data: bytes) -> Layout:
     """int8 bytes start with their tag and pass their own CRC; anything else is read as float16."""
-    if len(data) > 1 + _TRAILER.size and data[0] == _INT8_TAG:
-        if _crc(data[:-4], "int8") == struct.unpack_from("<I", data, len(data) - 4)[0]:
-            return "int8"
+    tagged = len(data) > 1 + _TRAILER.size and data[0] == _INT8_TAG
+    if tagged and _crc(data[:-4], "int8") == struct.unpack_from("<I", data, len(data) - 4)[0]:
+        return "int8"
     return "float16"
 
 
