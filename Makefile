@@ -50,11 +50,11 @@ model: install
 	$(PY) weights/zero_shot_head.py --classes weights/example/classes.txt --prompts weights/example/prompts.txt \
 		--model-dir $(MODEL_OUT)/int8 --out $(MODEL_OUT)/zero_shot_head.json
 
-# About 8 minutes on 2 cores: a heading per stage, pytest's progress within each.
+# About 15 minutes on 2 cores: a heading per stage, pytest's progress within each.
 test: install web
-	@echo "== unit tests (tests/unit, tests/docs: about 3 minutes)"
+	@echo "== unit tests (tests/unit, tests/docs: about 5 minutes)"
 	$(PY) -m pytest -m "not export" -q tests/unit tests/docs
-	@echo "== integration tests on the local stack (tests/integration: about 4 minutes)"
+	@echo "== integration tests on the local stack (tests/integration: about 8 minutes)"
 	$(PY) -m pytest -m "not export" -q tests/integration
 	@echo "== the browser client's own tests (web/test, Node)"
 	cd web && npm test --silent

@@ -4,6 +4,8 @@ measured figures and published prices.
     python -m bench.cost_model                                   # tiny model timings (fast, weak)
     python -m bench.cost_model --model-dir weights/models/vit-b-32/int8
     python -m bench.cost_model --image-ms 80 --memory-mb 1769    # your own measured duration
+    python -m bench.cost_model --model-dir bench/.cache/vit-b-32-matmul/int8 \
+        --before-model-dir bench/.cache/vit-b-32-conv/int8          # the embedder before → after too
 
 It prints the event path before → after the cost round (one ``GetObject`` per image instead of HEAD + GET,
 the codec-2 item with the int8 embedding instead of maps and float16, arm64 beside x86_64), then every
@@ -115,22 +117,24 @@ def typical_item(
     )
 
 
-def measure_image_ms(model_dir: Path, head: Head) -> float:
-    """Median in-process milliseconds per fixture image: decode + preprocess + embed + head, one thread."""
-    embedder = Embedder(model_dir / "model.onnx", threads=1)
+def measure_image_ms(model_dirs: list[Path], head: Head) -> list[float]:
+    """Median in-process milliseconds per fixture image for each model: decode + preprocess + embed + head,
+    one thread. Several models are timed image by image in turn, so a noisy moment hits them alike."""
+    embedders = [Embedder(d / "model.onnx", threads=1) for d in model_dirs]
     preprocessor = Preprocessor(
-        embedder.manifest.transform, ImageLimits(max_bytes=20_000_000, max_pixels=40_000_000)
+        embedders[0].manifest.transform, ImageLimits(max_bytes=20_000_000, max_pixels=40_000_000)
     )
     files = [p for p in sorted((REPO_ROOT / "tests" / "fixtures" / "images").iterdir()) if p.is_file()]
-    times = []
+    times: list[list[float]] = [[] for _ in embedders]
     for _ in range(3):
         for path in files:
             data = path.read_bytes()
-            start = time.perf_counter()
-            _, features = embedding_codec.round_trip(embedder.embed(preprocessor(data).pixels))
-            head.predict(features)
-            times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+            for embedder, samples in zip(embedders, times, strict=True):
+                start = time.perf_counter()
+                _, features = embedding_codec.round_trip(embedder.embed(preprocessor(data).pixels))
+                head.predict(features)
+                samples.append((time.perf_counter() - start) * 1000)
+    return [statistics.median(samples) for samples in times]
 
 
 def measure_rescore_ms(head: Head) -> float:
@@ -248,6 +252,7 @@ def compare(before: Inputs, after: Inputs, arm: Inputs) -> str:
     lines = [
         "event path, $ per 1M images: before (HEAD + GET, codec 1 item with float16 embedding) → after "
         "(one GET, codec 2 item with int8 embedding)",
+        f"compute per image {before.image_ms:.1f} ms → {after.image_ms:.1f} ms",
         f"item {before.item_bytes} B = {write_units(before.item_bytes)} write units → "
         f"{after.item_bytes} B = {write_units(after.item_bytes)}; "
         f"S3 round trips {before.s3_requests} → {after.s3_requests} ({before.s3_ms:.0f} ms each, assumed)",
@@ -300,11 +305,20 @@ def main(argv: list[str] | None = None) -> int:
         "--put-ms", type=float, default=5.0, help="one DynamoDB UpdateItem round trip (rescore)"
     )
     parser.add_argument("--architecture", choices=("x86_64", "arm64"), default="x86_64")
+    parser.add_argument(
+        "--before-model-dir",
+        type=Path,
+        help="the export before the cost round (Conv patch embedding): its measured ms for the 'before' column",
+    )
     args = parser.parse_args(argv)
     head = Head(parse_weights(EXAMPLE_WEIGHTS.read_bytes()))
+    measured = [args.model_dir] + ([args.before_model_dir] if args.before_model_dir else [])
+    # [after, before]: the same figure twice unless --before-model-dir gives the previous export to time.
+    times = [args.image_ms] if args.image_ms is not None else measure_image_ms(measured, head)
+    image_ms = [times[0], times[-1]]
     inputs = Inputs(
         memory_mb=args.memory_mb,
-        image_ms=args.image_ms if args.image_ms is not None else measure_image_ms(args.model_dir, head),
+        image_ms=image_ms[0],
         s3_ms=args.s3_ms,
         write_ms=args.write_ms,
         rescore_ms=measure_rescore_ms(head),
@@ -316,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     before = replace(
         inputs,
+        image_ms=image_ms[1],
         s3_requests=2,
         architecture="x86_64",
         item_bytes=item_size(serialize(typical_item(head, embedding=True, layout="float16"), codec=1)),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -152,3 +154,51 @@ def test_an_unreachable_hub_is_one_clear_sentence(tmp_path: Path) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("cannot load openai/clip-vit-base-patch32@main from the Hugging Face hub"), last
     assert "Traceback" not in result.stderr and not any(tmp_path.glob("*/model.onnx"))
+
+
+def _export_script() -> Any:
+    """weights/export_clip_onnx.py as a module (a script, not a package: loaded from its file)."""
+    spec = importlib.util.spec_from_file_location("export_clip_onnx", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_patch_embedding_as_a_matmul_is_the_same_product() -> None:
+    import torch
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    script = _export_script()
+    for config in ("tiny", "tiny-l14"):
+        torch.manual_seed(0)
+        model = CLIPVisionModelWithProjection(CLIPVisionConfig(**script.CONFIGS[config])).eval()
+        wrapper = script.ImageEmbeds(model)
+        lean = script.for_onnx(wrapper, "matmul")
+        assert isinstance(lean.model.vision_model.embeddings.patch_embedding, script.PatchMatMul)
+        # A copy: the reference parity is measured against keeps its Conv2d.
+        assert isinstance(model.vision_model.embeddings.patch_embedding, torch.nn.Conv2d)
+        assert script.for_onnx(wrapper, "conv") is wrapper
+        pixels = torch.randn(3, 3, 224, 224)
+        with torch.no_grad():
+            assert float((lean(pixels) - wrapper(pixels)).abs().max()) <= 1e-5, config
+    padded = torch.nn.Conv2d(3, 8, kernel_size=4, stride=4, padding=1, bias=False)
+    with pytest.raises(SystemExit, match="not a plain patch convolution"):
+        script.PatchMatMul(padded)
+
+
+def test_the_deployed_graph_has_no_conv_and_the_previous_export_is_still_there(tmp_path: Path) -> None:
+    import onnx
+
+    export("tiny", tmp_path / "matmul")
+    export("tiny", tmp_path / "conv", "--patch-embedding", "conv")
+    for variant in ("fp32", "int8"):
+        lean = {n.op_type for n in onnx.load(str(tmp_path / "matmul" / variant / "model.onnx")).graph.node}
+        conv = {n.op_type for n in onnx.load(str(tmp_path / "conv" / variant / "model.onnx")).graph.node}
+        assert not lean & {"Conv", "ConvInteger"}, variant
+        assert conv & {"Conv", "ConvInteger"}, variant
+    a = Embedder(tmp_path / "matmul" / "fp32" / "model.onnx")
+    b = Embedder(tmp_path / "conv" / "fp32" / "model.onnx")
+    pixels = Preprocessor(a.manifest.transform)((FIXTURES / "photo.webp").read_bytes()).pixels
+    x, y = a.embed(pixels)[0], b.embed(pixels)[0]
+    assert float(x @ y / np.linalg.norm(x) / np.linalg.norm(y)) >= 0.99999

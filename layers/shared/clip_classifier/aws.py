@@ -1,6 +1,8 @@
-"""boto3 clients, and the one mapping from botocore errors to the classifier's own errors.
+"""AWS clients, and the one mapping from botocore errors to the classifier's own errors.
 
-Clients are made explicitly, once per container, by each function's builder (:mod:`.wiring`) and passed
+The functions' clients come from botocore alone: importing boto3 (and its s3transfer) would add ~50 ms to
+every cold start for nothing the functions use. An operator's or the local stack's boto3 ``Session`` (a
+profile, dummy credentials) is accepted where one is given. Clients are made explicitly, once per container, by each function's builder (:mod:`.wiring`) and passed
 in; nothing here caches them. They use the SDK's ``standard`` retry mode (exponential backoff with jitter
 on throttling, 5xx and connection errors) and short timeouts, so a slow dependency costs seconds, not the
 whole Lambda timeout.
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
 
@@ -55,9 +57,14 @@ THROTTLE_CODES = frozenset(
 )
 
 
-def session_client(service: str, *, session: boto3.session.Session | None = None, **kwargs: Any) -> Any:
-    """A client with the shared retry/timeout config (``endpoint_url`` etc. pass through)."""
-    return (session or boto3.session.Session()).client(service, config=CLIENT_CONFIG, **kwargs)  # type: ignore[call-overload]
+def session_client(service: str, *, session: Any = None, **kwargs: Any) -> Any:
+    """A client with the shared retry/timeout config (``endpoint_url`` etc. pass through), from ``session``
+    (a boto3 ``Session``, or a botocore one) or, by default, botocore's for the environment's credentials."""
+    if session is None:
+        session = botocore.session.get_session()
+    if isinstance(session, botocore.session.Session):
+        return session.create_client(service, config=CLIENT_CONFIG, **kwargs)
+    return session.client(service, config=CLIENT_CONFIG, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -68,9 +75,10 @@ class AwsClients:
     dynamodb: DynamoDBClient
 
     @classmethod
-    def create(cls, session: boto3.session.Session | None = None, **kwargs: Any) -> AwsClients:
-        """Clients from ``session`` (default: the environment's credentials and region)."""
-        session = session or boto3.session.Session()
+    def create(cls, session: Any = None, **kwargs: Any) -> AwsClients:
+        """Clients from ``session`` (a boto3 or botocore ``Session``; default: botocore's, for the
+        environment's credentials and region)."""
+        session = session or botocore.session.get_session()
         return cls(
             s3=session_client("s3", session=session, **kwargs),
             dynamodb=session_client("dynamodb", session=session, **kwargs),

@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from clip_classifier.api.scoring import ScoringService, describe_embedder
 from clip_classifier.aws import AwsClients
 from clip_classifier.head.fit import ServedEmbedder
 from clip_classifier.head.weights_cache import WeightsCache
@@ -27,6 +26,7 @@ from clip_classifier.storage.results_table import ResultsStore
 from clip_classifier.storage.weights_object import weights_cache_for
 
 if TYPE_CHECKING:
+    from clip_classifier.api.scoring import ScoringService
     from clip_classifier.jobs.backfill import BackfillService
     from clip_classifier.jobs.evaluate import EvaluationService
     from clip_classifier.jobs.rescore import RescoreService
@@ -56,6 +56,9 @@ class ScoreFunction:
 
 def build_score_function(settings: ScoreSettings, clients: AwsClients) -> ScoreFunction:
     """The scoring API's dependencies. The head is loaded at the first request that needs it."""
+    # Imported here: the API's models are the scoring function's, not the upload function's cold start.
+    from clip_classifier.api.scoring import ScoringService, describe_embedder
+
     manifest = load_manifest(settings.embedder_manifest)
     service = ScoringService(
         _weights(settings, clients, _served(manifest)),

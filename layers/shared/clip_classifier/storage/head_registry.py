@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
 from clip_classifier.aws import (
     AWS_ERRORS,
     ErrorFamily,
@@ -30,6 +28,7 @@ from clip_classifier.exceptions import RegistryError, TransientRegistryError, Un
 from clip_classifier.head.fit import ServedEmbedder
 from clip_classifier.head.weights_format import MAX_WEIGHTS_BYTES
 from clip_classifier.registry.records import ACTIVE_KEY, ActivePointer, EvaluationRef, HeadRecord, HeadStatus
+from clip_classifier.storage import dynamo_values
 from clip_classifier.storage.item_codec import from_dynamo, to_dynamo
 
 if TYPE_CHECKING:
@@ -37,8 +36,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _ERRORS = ErrorFamily(other=RegistryError, transient=TransientRegistryError, not_found=UnknownHeadError)
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 HEADS_PREFIX = "heads/"
 ACTIVE_KEY_S3 = "active/head.json"
@@ -51,11 +48,11 @@ def head_key(version: str) -> str:
 
 def _item(model: HeadRecord | ActivePointer, **extra: Any) -> dict[str, Any]:
     plain = to_dynamo({**model.model_dump(by_alias=True, exclude_none=True, mode="json"), **extra})
-    return {k: _serializer.serialize(v) for k, v in plain.items()}
+    return {k: dynamo_values.serialize(v) for k, v in plain.items()}
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
+    return {k: from_dynamo(dynamo_values.deserialize(v)) for k, v in item.items()}
 
 
 class DynamoHeadRecords:
@@ -180,7 +177,7 @@ class DynamoHeadRecords:
                 UpdateExpression="SET evaluations.#run = :ref",
                 ConditionExpression="attribute_exists(version)",
                 ExpressionAttributeNames={"#run": ref.run_id},
-                ExpressionAttributeValues={":ref": _serializer.serialize(plain)},
+                ExpressionAttributeValues={":ref": dynamo_values.serialize(plain)},
             ),
         )
 

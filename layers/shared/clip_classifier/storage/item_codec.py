@@ -16,15 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
-from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 
+from clip_classifier.storage import dynamo_values
 from clip_classifier.storage.result_item import ClassificationItem
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 def to_decimal(value: float) -> Decimal:
@@ -43,8 +40,6 @@ def to_dynamo(value: Any) -> Any:
 
 
 def from_dynamo(value: Any) -> Any:
-    if isinstance(value, Binary):
-        return bytes(cast(Any, value))  # Binary defines __bytes__ (its stub says str)
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() and "." not in str(value) else float(value)
     if isinstance(value, dict):
@@ -98,17 +93,17 @@ def serialize(record: ClassificationItem, codec: int = CODEC) -> dict[str, Any]:
         plain = stored_result(plain)
     elif codec not in (1, CODEC):
         raise ValueError(f"item codec {codec} is not one this version writes (1 or {CODEC})")
-    return {k: _serializer.serialize(v) for k, v in to_dynamo(plain).items()}
+    return {k: dynamo_values.serialize(v) for k, v in to_dynamo(plain).items()}
 
 
 def deserialize(item: dict[str, Any]) -> ClassificationItem:
-    plain = {k: from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
+    plain = {k: from_dynamo(dynamo_values.deserialize(v)) for k, v in item.items()}
     return ClassificationItem.model_validate(_read_result(plain))
 
 
 def to_attribute_value(value: Any) -> Any:
     """One value (a number, a map, a list) as a DynamoDB attribute value, for an update expression."""
-    return _serializer.serialize(to_dynamo(value))
+    return dynamo_values.serialize(to_dynamo(value))
 
 
 @dataclass(frozen=True, slots=True)
