@@ -95,10 +95,11 @@ def write_units(size: int) -> int:
 def typical_item(
     head: Head, *, embedding: bool, layout: embedding_codec.Layout = embedding_codec.CURRENT
 ) -> ClassificationItem:
-    """An upload's item as the upload path writes it, with realistic names and ids."""
+    """An upload's item as the upload path writes it, with realistic names and ids (``float16``: as it was
+    written before the cost round, without the review queue's margin)."""
     raw = np.random.default_rng(0).normal(size=head.input_dim).astype(np.float32)
     stored, features = embedding_codec.round_trip(raw, layout)
-    return ClassificationItem.classified(
+    item = ClassificationItem.classified(
         "IMG_0042.jpg",
         ResultFields.from_prediction(head.predict(features)[0], head_version=head.version),
         source=SourceInfo(
@@ -115,6 +116,7 @@ def typical_item(
         embedding=stored if embedding else None,
         sequencer=normalize_sequencer("0065A1B2C3D4E5F601"),
     )
+    return item.model_copy(update={"review_margin": None}) if layout == "float16" else item
 
 
 def measure_image_ms(model_dirs: list[Path], head: Head) -> list[float]:

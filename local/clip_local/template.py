@@ -54,7 +54,7 @@ def resource(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
 
 
 def create_table(client: DynamoDBClient, table_name: str, *, logical_id: str = "ResultsTable") -> None:
-    """Create the results table exactly as the template declares it (keys, billing, TTL)."""
+    """Create the results table exactly as the template declares it (keys, indexes, billing, TTL)."""
     props = resource(load_template(), logical_id)["Properties"]
     kwargs: dict[str, Any] = {
         "TableName": table_name,
@@ -64,6 +64,8 @@ def create_table(client: DynamoDBClient, table_name: str, *, logical_id: str = "
     }
     if props.get("SSESpecification", {}).get("SSEEnabled"):
         kwargs["SSESpecification"] = {"Enabled": True}
+    if props.get("GlobalSecondaryIndexes"):
+        kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
     client.create_table(**kwargs)
     ttl = props.get("TimeToLiveSpecification")
     if ttl and ttl.get("Enabled"):

@@ -13,7 +13,14 @@ from clip_classifier.head.result_fields import ResultFields
 from clip_classifier.limits import MAX_TRANSACTION_ITEMS
 from clip_classifier.storage.item_codec import ScanPage, UnreadableItem
 from clip_classifier.storage.result_item import ClassificationItem
-from clip_classifier.storage.results_table import TOMBSTONE_SECONDS
+from clip_classifier.storage.results_table import TOMBSTONE_SECONDS, ReviewPage
+from clip_classifier.storage.review_queue import OPEN, margin, needs_review
+
+
+def _same_label(stored: ClassificationItem, read: ClassificationItem) -> bool:
+    if read.person_label is None:
+        return stored.person_label is None
+    return stored.person_label == read.person_label and stored.labeled_at == read.labeled_at
 
 
 class InMemoryResultStore:
@@ -60,8 +67,15 @@ class InMemoryResultStore:
             )
         return self._write("put_backfill", record, allowed)
 
-    # RESCORE_CONDITION and the same object version and ETag
-    def update_result(self, previous: ClassificationItem, result: ResultFields, *, updated_at: str) -> bool:
+    # RESCORE_CONDITION, the same object version and ETag, and the person label read with it
+    def update_result(
+        self,
+        previous: ClassificationItem,
+        result: ResultFields,
+        *,
+        updated_at: str,
+        review_sample_rate: float = 0.0,
+    ) -> bool:
         if previous.source.type != "s3":
             raise ValueError("update_result re-scores an upload's result")
         old = self.items.get(previous.picture_id)
@@ -71,14 +85,76 @@ class InMemoryResultStore:
             and old.head_version != result.head_version
             and old.source.version_id == previous.source.version_id
             and old.source.etag == previous.source.etag
+            and _same_label(old, previous)
         )
         if not allowed or old is None:
             self.writes.append(("update_result", previous.picture_id, False))
             return False
-        updated = old.model_copy(update={**dict(result), "updated_at": updated_at})
+        queued = needs_review(
+            previous.picture_id,
+            result.ambiguous,
+            labelled=previous.person_label is not None,
+            sample_rate=review_sample_rate,
+        )
+        updated = old.model_copy(
+            update={
+                **dict(result),
+                "updated_at": updated_at,
+                "review_margin": margin(result.top),
+                "review_queue": OPEN if queued else None,
+            }
+        )
         return self._write("update_result", updated, True)
 
-    # API_WRITE_CONDITION, all or nothing
+    # Query ReviewQueue: reviewQueue = open, by reviewMargin ascending (then pictureId, as DynamoDB orders ties
+    # by the table key only within a page; the tests use distinct margins)
+    def review_page(self, *, limit: int, start_key: dict[str, Any] | None = None) -> ReviewPage:
+        queued = sorted(
+            (i for i in self.items.values() if i.review_queue == OPEN and i.review_margin is not None),
+            key=lambda i: (i.review_margin or 0.0, i.picture_id),
+        )
+        if start_key:
+            after = (float(start_key["reviewMargin"]["N"]), start_key["pictureId"]["S"])
+            queued = [i for i in queued if (i.review_margin or 0.0, i.picture_id) > after]
+        page = queued[:limit]
+        next_key = None
+        if len(queued) > limit and page:
+            last = page[-1]
+            next_key = {
+                "pictureId": {"S": last.picture_id},
+                "reviewQueue": {"S": OPEN},
+                "reviewMargin": {"N": str(last.review_margin)},
+            }
+        return ReviewPage(next_key=next_key, scanned=len(page), items=[i.model_copy(deep=True) for i in page])
+
+    # SET personLabel, labeledBy, labeledAt REMOVE reviewQueue, if a classified item exists
+    def set_label(self, picture_id: str, label: str, *, by: str, at: str) -> bool:
+        old = self.items.get(picture_id)
+        if old is None or old.status != "classified":
+            self.writes.append(("set_label", picture_id, False))
+            return False
+        updated = old.model_copy(
+            update={"person_label": label, "labeled_by": by, "labeled_at": at, "review_queue": None}
+        )
+        return self._write("set_label", updated, True)
+
+    # REMOVE the label (SET reviewQueue if it still needs a person), if the label is the one read
+    def clear_label(self, item: ClassificationItem, *, review_sample_rate: float = 0.0) -> bool:
+        old = self.items.get(item.picture_id)
+        if item.person_label is None or old is None or not _same_label(old, item):
+            self.writes.append(("clear_label", item.picture_id, False))
+            return False
+        queued = needs_review(item.picture_id, item.ambiguous, labelled=False, sample_rate=review_sample_rate)
+        updated = old.model_copy(
+            update={
+                "person_label": None,
+                "labeled_by": None,
+                "labeled_at": None,
+                "review_queue": OPEN if queued else None,
+            }
+        )
+        return self._write("clear_label", updated, True)
+
     def put_api_results(self, records: Sequence[ClassificationItem]) -> None:
         if len(records) > MAX_TRANSACTION_ITEMS:
             raise ValueError(f"at most {MAX_TRANSACTION_ITEMS} records per call, got {len(records)}")

@@ -71,6 +71,8 @@ EXPECTED_ACTIONS = {
         "RegisterAndActivateHeads": {"s3:PutObject", "s3:GetObject"},
         "HeadRecords": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Scan"},
         "ReadEvaluationReports": {"s3:GetObject"},
+        "ReadTheReviewQueue": {"dynamodb:Query"},
+        "LabelResultsAndExportLabels": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan"},
         "StartJobs": {"states:StartExecution"},
         "FollowJobs": {"states:DescribeExecution"},
     },
@@ -86,6 +88,7 @@ CALL_TO_ACTION = {
     "transact_write_items": "dynamodb:PutItem",
     "batch_get_item": "dynamodb:BatchGetItem",
     "scan": "dynamodb:Scan",
+    "query": "dynamodb:Query",
     "update_item": "dynamodb:UpdateItem",
     "put_object": "s3:PutObject",
     # Paginated: get_paginator("list_objects_v2").

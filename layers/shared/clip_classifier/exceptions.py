@@ -129,6 +129,18 @@ class ResultNotFoundError(ClassifierError):
     code = "not_found"
 
 
+class LabelError(ClassifierError):
+    """A person's label that is not one of the active head's classes (nor "none of these")."""
+
+    code = "label_invalid"
+
+
+class InvalidCursorError(ClassifierError):
+    """A review-queue cursor this API did not hand out (or for another page order)."""
+
+    code = "cursor_invalid"
+
+
 class EmbeddingFromAnotherModelError(ClassifierError):
     """A stored embedding another model made (or of another dimension): its features are not this API's to
     score, as the rescore will not score them either; a backfill re-classifies the image."""

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from clip_classifier.storage.backfill_lists import ManifestResult
     from clip_classifier.storage.item_codec import ScanPage
     from clip_classifier.storage.result_item import ClassificationItem
+    from clip_classifier.storage.results_table import ReviewPage
 
 
 class HeadProvider(Protocol):
@@ -75,9 +76,35 @@ class ResultScan(Protocol):
         """One page of a parallel scan: items, unreadable items, and the key to continue from."""
         ...
 
-    def update_result(self, previous: ClassificationItem, result: ResultFields, *, updated_at: str) -> bool:
-        """Set a new head's result while the item is still ``previous``'s classified version."""
+    def update_result(
+        self,
+        previous: ClassificationItem,
+        result: ResultFields,
+        *,
+        updated_at: str,
+        review_sample_rate: float = 0.0,
+    ) -> bool:
+        """Set a new head's result while the item is still ``previous``'s classified version, with the
+        person's label it was read with."""
         ...
+
+
+class ReviewResults(Protocol):
+    """The review loop's side of the results: the queue of results waiting for a person, and their labels."""
+
+    def review_page(self, *, limit: int, start_key: dict[str, Any] | None = None) -> ReviewPage:
+        """Up to ``limit`` waiting results, smallest top-1/top-2 margin first, and where to continue."""
+        ...
+
+    def set_label(self, picture_id: str, label: str, *, by: str, at: str) -> bool:
+        """A person's label beside a classified result (out of the queue); ``False``: no such result."""
+        ...
+
+    def clear_label(self, item: ClassificationItem, *, review_sample_rate: float = 0.0) -> bool:
+        """Withdraw the label ``item`` was read with (back in the queue if doubtful); ``False`` if it changed."""
+        ...
+
+    def get(self, picture_id: str) -> ClassificationItem | None: ...
 
 
 class ApiResults(Protocol):

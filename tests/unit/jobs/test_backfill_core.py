@@ -93,3 +93,21 @@ def test_a_key_listed_twice_in_a_batch_is_embedded_once(
     result = backfill.run(batch("uploads/a.jpg", "uploads/a.jpg", "uploads/a.jpg"))
     assert result.counts == {"classified": 1} and len(result.items) == 1
     assert [call for call in objects.calls if call[0] == "open"] == [("open", "uploads/a.jpg")]
+
+
+def test_a_persons_label_survives_a_refresh_of_the_same_image_and_not_a_new_one(
+    backfill: BackfillService, objects: InMemoryObjectSource, results: InMemoryResultStore
+) -> None:
+    objects.put(BUCKET, "uploads/a.jpg", JPEG)
+    assert backfill.run(batch("uploads/a.jpg")).counts == {"classified": 1}
+    assert results.set_label("a.jpg", "pet", by="reviewer", at="2026-12-04T06:00:00.000Z")
+    # The same image, refreshed (its embedding was not kept): the new result keeps the person's label.
+    results.items["a.jpg"] = results.items["a.jpg"].model_copy(update={"embedding": None})
+    assert backfill.run(batch("uploads/a.jpg")).counts == {"classified": 1}
+    kept = results.items["a.jpg"]
+    assert kept.embedding is not None and (kept.person_label, kept.labeled_by) == ("pet", "reviewer")
+    assert kept.review_queue is None
+    # A new image under the key: a new result, without the old image's label.
+    objects.put(BUCKET, "uploads/a.jpg", JPEG + b"\0")
+    assert backfill.run(batch("uploads/a.jpg")).counts == {"classified": 1}
+    assert results.items["a.jpg"].person_label is None

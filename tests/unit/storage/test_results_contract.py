@@ -13,7 +13,7 @@ from clip_classifier.exceptions import PictureConflictError
 from clip_classifier.head.forward import Prediction
 from clip_classifier.head.result_fields import ResultFields
 from clip_classifier.ingest.s3_event import normalize_sequencer
-from clip_classifier.ports import ApiResults, ResultScan, ResultSink
+from clip_classifier.ports import ApiResults, ResultScan, ResultSink, ReviewResults
 from clip_classifier.storage.result_item import ClassificationItem, SourceInfo
 from clip_classifier.storage.results_table import ResultsStore
 from tests.conftest import TABLE
@@ -22,7 +22,7 @@ from tests.fakes.results import InMemoryResultStore
 CLASSES = ("cat", "dog", "bird")
 
 
-class Store(ResultSink, ResultScan, ApiResults):
+class Store(ResultSink, ResultScan, ApiResults, ReviewResults):
     """Both implementations, through the ports the jobs and the API see."""
 
     def get(self, picture_id: str) -> ClassificationItem | None: ...
@@ -178,3 +178,113 @@ def test_both_implementations_run(store: Store, request: pytest.FixtureRequest) 
         request.node.callspec.params["store"]
     ]
     assert type(store) is expected
+
+
+def doubtful_item(
+    picture_id: str, sequencer: str, top: tuple[float, float], *, head: str = "a"
+) -> ClassificationItem:
+    """An ambiguous upload result whose top-1/top-2 probabilities are ``top``."""
+    rest = 1.0 - sum(top)
+    prediction = Prediction(CLASSES, (0.5, 0.4, 0.1), (top[0], top[1], rest), ambiguous=True)
+    return ClassificationItem.classified(
+        picture_id,
+        ResultFields.from_prediction(prediction, head_version=head * 64),
+        source=SourceInfo(type="s3", bucket="b", key=picture_id, etag="e-v1", version_id="v1"),
+        sequencer=normalize_sequencer(sequencer),
+    )
+
+
+def queue(store: Store, limit: int = 100) -> list[str]:
+    ids: list[str] = []
+    start: dict[str, Any] | None = None
+    while True:
+        page = store.review_page(limit=limit, start_key=start)
+        ids += [i.picture_id for i in page.items]
+        if page.next_key is None:
+            return ids
+        start = page.next_key
+
+
+def test_the_queue_holds_the_doubtful_results_most_uncertain_first_page_by_page(store: Store) -> None:
+    store.put_if_newer(doubtful_item("wide", "1", (0.50, 0.20)))
+    store.put_if_newer(doubtful_item("close", "1", (0.40, 0.38)))
+    store.put_if_newer(doubtful_item("middle", "1", (0.45, 0.35)))
+    store.put_if_newer(event_item("confident", "1"))  # no guard: not ambiguous, not queued
+    assert queue(store) == ["close", "middle", "wide"]
+    assert queue(store, limit=1) == ["close", "middle", "wide"]  # the cursor walks the pages
+    first = store.review_page(limit=2)
+    assert [i.picture_id for i in first.items] == ["close", "middle"] and first.next_key is not None
+    item = first.items[0]
+    assert item.top is not None and [t.label for t in item.top][:2] == ["cat", "dog"]
+    assert item.review_margin == pytest.approx(0.02, abs=1e-6)
+
+
+def test_a_label_takes_the_result_out_of_the_queue_and_withdrawing_it_puts_it_back(store: Store) -> None:
+    store.put_if_newer(doubtful_item("p", "1", (0.40, 0.38)))
+    assert store.set_label("p", "dog", by="reviewer-1", at="2026-12-04T06:00:00.000Z")
+    labelled = store.get("p")
+    assert labelled is not None and labelled.person_label == "dog" and labelled.labeled_by == "reviewer-1"
+    assert labelled.top_label == "cat" and labelled.final_label == "dog"  # both kept, side by side
+    assert queue(store) == []
+    assert not store.set_label("unknown", "dog", by="r", at="2026-12-04T06:00:00.000Z")
+    assert store.clear_label(labelled)
+    withdrawn = store.get("p")
+    assert withdrawn is not None and withdrawn.person_label is None and withdrawn.final_label == "cat"
+    assert queue(store) == ["p"]
+    assert not store.clear_label(labelled)  # already withdrawn: the label read is no longer there
+
+
+def test_racing_reviewers_leave_one_consistent_item(store: Store) -> None:
+    store.put_if_newer(doubtful_item("p", "1", (0.40, 0.38)))
+    assert store.set_label("p", "dog", by="alice", at="2026-12-04T06:00:00.000Z")
+    seen_by_alice = store.get("p")
+    assert store.set_label("p", "bird", by="bob", at="2026-12-04T06:00:01.000Z")
+    assert seen_by_alice is not None and not store.clear_label(seen_by_alice)  # bob's label is not hers
+    final = store.get("p")
+    assert final is not None
+    assert (final.person_label, final.labeled_by, final.labeled_at) == (
+        "bird",
+        "bob",
+        "2026-12-04T06:00:01.000Z",
+    )
+
+
+def test_a_rescore_keeps_the_label_and_moves_the_queue_with_the_new_result(store: Store) -> None:
+    store.put_if_newer(doubtful_item("labelled", "1", (0.40, 0.38)))
+    store.put_if_newer(doubtful_item("open", "1", (0.40, 0.38)))
+    store.set_label("labelled", "dog", by="r", at="2026-12-04T06:00:00.000Z")
+    for picture_id in ("labelled", "open"):
+        previous = store.get(picture_id)
+        assert previous is not None
+        # The new head is sure: the open item leaves the queue; the labelled one keeps its label.
+        assert store.update_result(previous, fields(5, head="b"), updated_at="2026-12-04T07:00:00.000Z")
+    labelled, opened = store.get("labelled"), store.get("open")
+    assert labelled is not None and labelled.person_label == "dog" and labelled.head_version == "b" * 64
+    assert opened is not None and opened.review_queue is None and queue(store) == []
+    # Back to a doubtful head: only the unlabelled item re-enters.
+    for picture_id in ("labelled", "open"):
+        previous = store.get(picture_id)
+        assert previous is not None
+        doubtful = doubtful_item(picture_id, "1", (0.41, 0.39), head="c")
+        result = ResultFields.model_validate(doubtful.model_dump(include=set(ResultFields.model_fields)))
+        assert store.update_result(previous, result, updated_at="2026-12-04T08:00:00.000Z")
+    assert queue(store) == ["open"]
+
+
+def test_a_rescore_that_read_no_label_does_not_overwrite_one_given_meanwhile(store: Store) -> None:
+    store.put_if_newer(doubtful_item("p", "1", (0.40, 0.38)))
+    read = store.get("p")
+    store.set_label("p", "dog", by="r", at="2026-12-04T06:00:00.000Z")
+    assert read is not None and not store.update_result(
+        read, fields(5, head="b"), updated_at="2026-12-04T07:00:00.000Z"
+    )
+    after = store.get("p")
+    assert after is not None and after.person_label == "dog" and after.review_queue is None
+
+
+def test_a_new_image_under_the_key_clears_the_label(store: Store) -> None:
+    store.put_if_newer(doubtful_item("p", "1", (0.40, 0.38)))
+    store.set_label("p", "dog", by="r", at="2026-12-04T06:00:00.000Z")
+    assert store.put_if_newer(doubtful_item("p", "2", (0.40, 0.38)))  # a later upload of the key
+    fresh = store.get("p")
+    assert fresh is not None and fresh.person_label is None and queue(store) == ["p"]

@@ -187,3 +187,20 @@ def test_serialization_never_raises_inexact() -> None:
     )
     # Codec 2: one number per class, in the classes' order.
     assert Decimal(item["probabilities"]["L"][CLASSES.index("cat")]["N"]) == Decimal("1e-45")
+
+
+def test_a_review_page_reads_only_the_page_it_returns(dynamodb: Any) -> None:
+    """The queue is an index Query, not a Scan: at any table size a page reads its own items (moto's
+    ScannedCount; ``bench`` figures for real capacity would be per page, not per table)."""
+    from tests.unit.storage.test_results_contract import doubtful_item, event_item
+
+    store = ResultsStore(TABLE, dynamodb)
+    for index in range(600):
+        store.put_if_newer(event_item(f"sure-{index:04d}", "1"))
+        top = 0.45 + index / 20_000  # margins 0 … 0.03 over the second label's 0.40, rest ≥ 0.12
+        store.put_if_newer(doubtful_item(f"doubt-{index:04d}", "1", (top, 0.40)))
+    page = store.review_page(limit=20)
+    assert len(page.items) == 20 and page.scanned == 20 and page.next_key is not None
+    assert [i.picture_id for i in page.items] == [f"doubt-{index:04d}" for index in range(20)]
+    # Projected, not the whole item: what a reviewer sees, without the embedding.
+    assert page.items[0].top is not None and page.items[0].embedding is None

@@ -4,6 +4,8 @@
     clip-classifier --local heads ...               # the local stack started by 'make local'
     clip-classifier --stack NAME heads init --model-dir DIR [--head FILE]
     clip-classifier classify DIR --head FILE|VERSION [--model-dir DIR] [--csv OUT]
+    clip-classifier --stack NAME review list [--limit N] [--cursor C] | label PICTURE_ID LABEL | unlabel PICTURE_ID
+    clip-classifier --stack NAME labels export --out labels.npz
 
 Every command prints a table, or with ``--json`` one JSON document; a refusal is one line on stderr and
 exit status 1 (2 for a command line that does not parse).
@@ -30,6 +32,7 @@ from clip_classifier.cli.heads import (
     rollback_head,
     show_head,
 )
+from clip_classifier.cli.review import Reviewer, export_labels, label_picture, review_list, unlabel_picture
 from clip_classifier.cli.target import LOCAL_OUTPUTS, Target, local_target, stack_target
 from clip_classifier.exceptions import ClassifierError, ConfigurationError
 from clip_classifier.head.forward import Head
@@ -38,6 +41,7 @@ from clip_classifier.registry.service import HeadRegistry
 from clip_classifier.storage.evaluation_reports import S3EvaluationReports
 from clip_classifier.storage.head_registry import DynamoHeadRecords, S3HeadFiles
 from clip_classifier.storage.result_item import utc_now
+from clip_classifier.storage.results_table import ResultsStore
 
 PROG = "clip-classifier"
 #: The model ``make model`` exports (what ``classify`` uses unless told otherwise).
@@ -91,6 +95,23 @@ def parser() -> argparse.ArgumentParser:
     )
     init.add_argument("--head", type=Path, help="a head file to register and activate")
 
+    review = commands.add_parser("review", help="the review queue: list it, label a result, withdraw a label")
+    review_actions = review.add_subparsers(dest="action", required=True)
+    listing = review_actions.add_parser("list", help="results waiting for a person, most uncertain first")
+    listing.add_argument("--limit", type=int, default=20, choices=range(1, 101), metavar="N (1-100)")
+    listing.add_argument("--cursor", help="the next page (printed under the previous one)")
+    label = review_actions.add_parser("label", help="record a person's label beside the machine's result")
+    label.add_argument("picture_id")
+    label.add_argument("label", help='one of the active head\'s classes, or "none of these"')
+    unlabel = review_actions.add_parser("unlabel", help="withdraw a person's label")
+    unlabel.add_argument("picture_id")
+    labels = commands.add_parser("labels", help="people's labels: export them for the trainer")
+    label_actions = labels.add_subparsers(dest="action", required=True)
+    export = label_actions.add_parser(
+        "export", help="labelled items' stored embeddings → an .npz to train on"
+    )
+    export.add_argument("--out", type=Path, required=True, help="the .npz file (train_head.py --features)")
+
     classify = commands.add_parser("classify", help="classify a folder on this machine (no stack)")
     classify.add_argument("folder", type=Path)
     classify.add_argument(
@@ -127,6 +148,31 @@ def operator_for(target: Target) -> Operator:
     )
     operator.registry.evaluation_running = operator.evaluation_running
     return operator
+
+
+def reviewer_for(target: Target) -> Reviewer:
+    records = DynamoHeadRecords(target.output("HeadsTableName"), target.client("dynamodb"))
+    files = S3HeadFiles(target.output("HeadsBucketName"), target.client("s3"))
+    return Reviewer(
+        store=ResultsStore(target.output("ResultsTableName"), target.client("dynamodb")),
+        registry=HeadRegistry(records, files, clock=utc_now),
+        who=target.who(),
+        clock=utc_now,
+    )
+
+
+def run_review(args: argparse.Namespace) -> Output:
+    reviewer = reviewer_for(target_of(args))
+    match (args.command, args.action):
+        case ("review", "list"):
+            return review_list(reviewer, limit=args.limit, cursor=args.cursor)
+        case ("review", "label"):
+            return label_picture(reviewer, args.picture_id, args.label)
+        case ("review", "unlabel"):
+            return unlabel_picture(reviewer, args.picture_id)
+        case ("labels", "export"):
+            return export_labels(reviewer, args.out)
+    raise ConfigurationError(f"unknown command {args.command} {args.action}")
 
 
 def version_of(given: str) -> str:
@@ -201,7 +247,12 @@ def run_classify(args: argparse.Namespace) -> Output:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        output = run_heads(args) if args.command == "heads" else run_classify(args)
+        if args.command == "heads":
+            output = run_heads(args)
+        elif args.command in ("review", "labels"):
+            output = run_review(args)
+        else:
+            output = run_classify(args)
     except ClassifierError as exc:
         print(f"{PROG}: {exc.message}", file=sys.stderr)
         return 1

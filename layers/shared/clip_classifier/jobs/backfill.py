@@ -195,6 +195,8 @@ class BackfillService:
         )
         if record is not None and refresh and existing is not None:
             record = record.model_copy(update={"created_at": existing.created_at})
+        if record is not None and existing is not None and _same_version(existing, current):
+            record = record.with_label_of(existing)  # the same image: a person's label survives
         if record is None or not self.store.put_backfill(record):
             return outcome("superseded")
         return outcome("failed", record.error.code) if record.error else outcome("classified")

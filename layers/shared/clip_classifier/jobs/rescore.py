@@ -51,6 +51,9 @@ READ_ATTRIBUTES = (
     "embedding",
     "source",
     "createdAt",
+    # The person's label and when: the update keeps it, and is refused if it changed meanwhile.
+    "personLabel",
+    "labeledAt",
 )
 
 #: An execution name (the state machine passes ``$$.Execution.Name``): safe in an S3 key.

@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field
 
 from clip_classifier.camel import CamelModel
 from clip_classifier.head.result_fields import RankedLabel, ResultFields
+from clip_classifier.storage.review_queue import OPEN, margin, needs_review
 
 ItemStatus = Literal["classified", "failed", "deleted"]
 
@@ -60,8 +61,15 @@ class ClassificationItem(_Stored):
     #: (``repr=False``) and returned by the API only when asked for.
     embedding: bytes | None = Field(default=None, repr=False)
     source: SourceInfo
-    #: A person's label for the image (the review loop), which an evaluation scores both heads against.
+    #: A person's label for the image (the review loop), which an evaluation scores both heads against;
+    #: who gave it (their identity's subject) and when. A new image under the key clears all three.
     person_label: str | None = None
+    labeled_by: str | None = None
+    labeled_at: str | None = None
+    #: ``open`` while the result waits for a person (the sparse ``ReviewQueue`` index), and the top-1/top-2
+    #: margin it is ordered by (:mod:`.review_queue`).
+    review_queue: str | None = None
+    review_margin: float | None = None
     #: Normalized S3 sequencer of the event that produced this item (absent for API results).
     sequencer: str | None = None
     error: ErrorInfo | None = None
@@ -80,15 +88,38 @@ class ClassificationItem(_Stored):
         embedder_version: str | None = None,
         embedding: bytes | None = None,
         sequencer: str | None = None,
+        review_sample_rate: float = 0.0,
     ) -> ClassificationItem:
+        queued = needs_review(picture_id, result.ambiguous, labelled=False, sample_rate=review_sample_rate)
         return cls(
             picture_id=picture_id,
             status="classified",
             **dict(result),
+            review_queue=OPEN if queued else None,
+            review_margin=margin(result.top),
             embedder_version=embedder_version,
             embedding=embedding,
             source=source,
             sequencer=sequencer,
+        )
+
+    @property
+    def final_label(self) -> str | None:
+        """The person's label when there is one, else the machine's top label."""
+        return self.person_label or self.top_label
+
+    def with_label_of(self, other: ClassificationItem) -> ClassificationItem:
+        """This result with ``other``'s person label (same image: the label survives a re-classification);
+        out of the review queue when labelled."""
+        if other.person_label is None:
+            return self
+        return self.model_copy(
+            update={
+                "person_label": other.person_label,
+                "labeled_by": other.labeled_by,
+                "labeled_at": other.labeled_at,
+                "review_queue": None,
+            }
         )
 
     @classmethod

@@ -29,6 +29,7 @@ from clip_classifier.storage.item_codec import (
     to_attribute_value,
 )
 from clip_classifier.storage.result_item import ClassificationItem
+from clip_classifier.storage.review_queue import INDEX_NAME, OPEN, margin, needs_review
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -56,6 +57,28 @@ RESCORE_CONDITION = "#status = :classified AND #head <> :head"
 
 #: Keep deletion markers this long so late, out-of-order creates for a deleted key are still recognised.
 TOMBSTONE_SECONDS = 30 * 24 * 3600
+
+
+def _label_unchanged(item: ClassificationItem, names: dict[str, str], values: dict[str, Any]) -> str:
+    """The condition that the stored person label is still the one ``item`` was read with (or none)."""
+    names["#label"] = "personLabel"
+    if item.person_label is None:
+        return "attribute_not_exists(#label)"
+    names["#labeledAt"] = "labeledAt"
+    values[":readLabel"] = {"S": item.person_label}
+    values[":readLabeledAt"] = {"S": item.labeled_at or ""}
+    return "#label = :readLabel AND #labeledAt = :readLabeledAt"
+
+
+@dataclasses.dataclass(slots=True)
+class ReviewPage:
+    """One page of the review queue and where to continue (``None``: the end); what it cost to read."""
+
+    next_key: dict[str, Any] | None
+    scanned: int = 0
+    consumed_units: float = 0.0
+    items: list[ClassificationItem] = dataclasses.field(default_factory=list)
+    unreadable: list[UnreadableItem] = dataclasses.field(default_factory=list)
 
 
 class ResultsStore:
@@ -168,14 +191,30 @@ class ResultsStore:
             values = {":api": {"S": "api"}, ":modified": {"S": record.source.last_modified}}
         return self._put_if(record, condition, names, values)
 
-    def update_result(self, previous: ClassificationItem, result: ResultFields, *, updated_at: str) -> bool:
+    def update_result(
+        self,
+        previous: ClassificationItem,
+        result: ResultFields,
+        *,
+        updated_at: str,
+        review_sample_rate: float = 0.0,
+    ) -> bool:
         """Set ``result`` (a new head's) on the item ``previous`` was read from, only while the stored item is
-        still that classified result of the same object version under another head. ``False`` when it
-        changed meanwhile (a newer upload, a deletion, or already re-scored). Everything else of the item —
-        the embedding, the source, the S3 sequencer that orders later events — stays as it is."""
+        still that classified result of the same object version under another head, with the person's label
+        (or none) read with it. ``False`` when it changed meanwhile (a newer upload, a deletion, a label, or
+        already re-scored). Everything else of the item — the embedding, the source, the person's label, the
+        S3 sequencer that orders later events — stays as it is; the review queue follows the new result."""
         if previous.source.type != "s3":
             raise ValueError("update_result re-scores an upload's result")
-        fields = stored_result(result.model_dump(by_alias=True))
+        queued = needs_review(
+            previous.picture_id,
+            result.ambiguous,
+            labelled=previous.person_label is not None,
+            sample_rate=review_sample_rate,
+        )
+        fields: dict[str, Any] = stored_result(result.model_dump(by_alias=True))
+        fields["reviewMargin"] = margin(result.top)
+        fields["reviewQueue"] = OPEN if queued else None
         names = {"#status": "status", "#head": "headVersion", "#source": "source", "#updated": "updatedAt"}
         values: dict[str, Any] = {
             ":classified": {"S": "classified"},
@@ -201,12 +240,90 @@ class ResultsStore:
             else:
                 values[f":{attribute}"] = {"S": value}
                 condition.append(f"#source.{alias} = :{attribute}")
+        condition.append(_label_unchanged(previous, names, values))
         update = "SET " + ", ".join(assignments) + (" REMOVE " + ", ".join(removals) if removals else "")
         return self._conditional(
             self.client.update_item,
             Key={"pictureId": {"S": previous.picture_id}},
             UpdateExpression=update,
             ConditionExpression=" AND ".join(condition),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def review_page(self, *, limit: int, start_key: dict[str, Any] | None = None) -> ReviewPage:
+        """One page of the review queue, most uncertain first: a Query of the sparse ``ReviewQueue`` index,
+        which reads only the items it returns, however large the table."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": INDEX_NAME,
+            "KeyConditionExpression": "#queue = :open",
+            "ExpressionAttributeNames": {"#queue": "reviewQueue"},
+            "ExpressionAttributeValues": {":open": {"S": OPEN}},
+            "ScanIndexForward": True,
+            "Limit": limit,
+            "ReturnConsumedCapacity": "TOTAL",
+        }
+        if start_key:
+            kwargs["ExclusiveStartKey"] = start_key
+        try:
+            response = self.client.query(**kwargs)
+        except AWS_ERRORS as exc:
+            raise self._error(exc, "read") from exc
+        page = ReviewPage(
+            next_key=response.get("LastEvaluatedKey") or None,
+            scanned=int(response.get("ScannedCount", 0)),
+            consumed_units=float((response.get("ConsumedCapacity") or {}).get("CapacityUnits", 0.0)),
+        )
+        for raw in response.get("Items", []):
+            try:
+                page.items.append(deserialize(raw))
+            except (ValidationError, TypeError, ValueError) as exc:
+                page.unreadable.append(UnreadableItem.of(raw, exc))
+        return page
+
+    def set_label(self, picture_id: str, label: str, *, by: str, at: str) -> bool:
+        """Record a person's label beside the machine's result, and take the item out of the review queue.
+        One conditional write: the item must be a classified result; two reviewers racing leave the one
+        item with one label, who and when together. ``False`` when there is no such result."""
+        return self._conditional(
+            self.client.update_item,
+            Key={"pictureId": {"S": picture_id}},
+            UpdateExpression="SET #label = :label, #by = :by, #at = :at REMOVE #queue",
+            ConditionExpression="attribute_exists(pictureId) AND #status = :classified",
+            ExpressionAttributeNames={
+                "#label": "personLabel",
+                "#by": "labeledBy",
+                "#at": "labeledAt",
+                "#queue": "reviewQueue",
+                "#status": "status",
+            },
+            ExpressionAttributeValues={
+                ":label": {"S": label},
+                ":by": {"S": by},
+                ":at": {"S": at},
+                ":classified": {"S": "classified"},
+            },
+        )
+
+    def clear_label(self, item: ClassificationItem, *, review_sample_rate: float = 0.0) -> bool:
+        """Withdraw the person's label ``item`` was read with; the result goes back to the queue if it still
+        needs a person. ``False`` when the label changed meanwhile (another reviewer) or there is none."""
+        if item.person_label is None:
+            return False
+        names: dict[str, str] = {"#by": "labeledBy", "#at": "labeledAt", "#queue": "reviewQueue"}
+        values: dict[str, Any] = {}
+        condition = _label_unchanged(item, names, values)
+        if needs_review(item.picture_id, item.ambiguous, labelled=False, sample_rate=review_sample_rate):
+            update = "SET #queue = :open REMOVE #label, #by, #at"
+            values[":open"] = {"S": OPEN}
+        else:
+            update = "REMOVE #label, #by, #at, #queue"
+        return self._conditional(
+            self.client.update_item,
+            Key={"pictureId": {"S": item.picture_id}},
+            UpdateExpression=update,
+            ConditionExpression=condition,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
