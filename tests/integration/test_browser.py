@@ -141,7 +141,7 @@ def test_the_page_classifies_like_the_server_and_says_clearly_what_it_cannot(
         result = by_name[path.name]
         if path.name in BROWSER_UNSUPPORTED:
             assert result["status"] == "error" and result["errorKind"] == "UnsupportedImageError"
-            assert "the browser cannot decode" in cards[path.name]
+            assert "the browser cannot decode this " in cards[path.name]
             continue
         assert result["status"] == "classified", (path.name, result.get("error"))
         server = stack.result(picture_id_for_key(stack.key_prefix + path.name, stack.key_prefix))
@@ -169,6 +169,51 @@ def test_the_page_classifies_like_the_server_and_says_clearly_what_it_cannot(
     (card,) = wrong_key["cards"]
     assert "the x-api-key header is missing or is not a key of this API" in card["text"]
     assert wrong_key["demo"]["results"][0]["httpStatus"] == 403
+
+
+def test_on_a_phone_the_page_fits_shows_progress_the_top_3_first_and_says_what_is_not_an_image(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """What a new user met: no progress while an image was embedded, every class listed in class order
+    under "see the top 3", "8.8 %" beside "0.0876", a text file named .jpg called an undecodable JPEG, the
+    API field wider than a 390 px screen, and a favicon answered 403."""
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("this is a text file, not a JPEG\n")
+    (phone,) = drive(
+        [
+            {
+                "name": "phone",
+                "url": f"{stack.api.url}/#key=e2e-key",
+                "files": [str(FIXTURES / "landscape_rgb.jpg"), str(fake), str(FIXTURES / "photo.webp")],
+                "viewport": {"width": 390, "height": 844},
+            }
+        ],
+        tmp_path,
+    )
+    assert not phone["overflowX"]  # nothing wider than the screen
+    assert phone["failed"] == []  # no favicon 403, no other failed request
+    assert phone["progress"] == "3 of 3 done"
+    cards = {c["file"]: c for c in phone["cards"]}
+    results = {r["name"]: r for r in phone["demo"]["results"]}
+    for name in ("landscape_rgb.jpg", "photo.webp"):
+        card, result = cards[name], results[name]["result"]
+        # Each image said what was happening, in order, and the line is gone once the result is shown.
+        assert results[name]["steps"] == ["embedding in the page…", "scoring through the API…"]
+        assert card["working"] is None
+        ranked = sorted(result["classes"], key=lambda c: -result["probabilities"][c])
+        assert [label for label, _ in card["shown"]] == ranked[:3]
+        assert [label for label, _ in card["folded"]] == ranked[3:] and card["foldedOpen"] is False
+        # One number format on the card: the headline's percentage is the top bar's.
+        top_label, top_value = card["shown"][0]
+        assert card["headline"] == f"{top_label} — {top_value}" and top_value.endswith(" %")
+        assert all(value.endswith(" %") for _, value in card["shown"] + card["folded"])
+    text = results["notes.jpg"]
+    assert text["status"] == "error" and text["errorKind"] == "UnsupportedImageError"
+    assert (
+        "notes.jpg is not an image: its bytes are not JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC"
+        in text["error"]
+    )
+    assert "only its name says .jpg" in text["error"] and "cannot decode" not in text["error"]
 
 
 def test_a_page_on_another_origin_works_where_cors_allows_it(

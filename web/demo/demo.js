@@ -132,22 +132,50 @@ function element(tag, className, text) {
   return node;
 }
 
+/** One way to show a probability everywhere on the page (the headline, the bars): "8.8 %", "<0.1 %". */
+function percent(/** @type {number} */ p) {
+  return p > 0 && p < 0.0005 ? "<0.1 %" : `${(p * 100).toFixed(1)} %`;
+}
+
+/** How many labels are shown before the rest is folded (the API's `top` has as many). */
+const SHOWN = 3;
+
+/** @param {any} result @param {string} label */
+function bar(result, label) {
+  const p = result.probabilities[label];
+  const row = element("div", label === result.topLabel ? "bar best" : "bar");
+  const track = element("div", "track");
+  const fill = element("div", "fill");
+  fill.style.width = `${Math.max(0, Math.min(1, p / Math.max(result.topProbability, 1e-9))) * 100}%`;
+  track.append(fill);
+  row.append(element("span", "label", label), track, element("span", "value", percent(p)));
+  return row;
+}
+
+/** The top 3 first, most probable first; the other classes folded below, also most probable first. */
 /** @param {HTMLElement} card @param {any} result */
 function showScores(card, result) {
-  card.append(element("div", "top", `${result.topLabel} — ${(result.topProbability * 100).toFixed(1)} %`));
+  card.append(element("div", "top", `${result.topLabel} — ${percent(result.topProbability)}`));
   if (result.ambiguous === true) {
     card.append(element("div", "ambiguous", "ambiguous: below the head's guard; see the top 3 rather than act on the top label"));
   }
-  for (const label of result.classes) {
-    const p = result.probabilities[label];
-    const bar = element("div", label === result.topLabel ? "bar best" : "bar");
-    const track = element("div", "track");
-    const fill = element("div", "fill");
-    fill.style.width = `${Math.max(0, Math.min(1, p / Math.max(result.topProbability, 1e-9))) * 100}%`;
-    track.append(fill);
-    bar.append(element("span", "label", label), track, element("span", "value", p.toFixed(4)));
-    card.append(bar);
+  const ranked = [...result.classes].sort((a, b) => result.probabilities[b] - result.probabilities[a]);
+  const top = element("div", "ranked");
+  for (const label of ranked.slice(0, SHOWN)) top.append(bar(result, label));
+  card.append(top);
+  if (ranked.length > SHOWN) {
+    const more = /** @type {HTMLDetailsElement} */ (element("details", "more"));
+    more.append(element("summary", undefined, `the other ${ranked.length - SHOWN} classes`));
+    for (const label of ranked.slice(SHOWN)) more.append(bar(result, label));
+    card.append(more);
   }
+}
+
+/** The page-level progress line: how many images are done, of how many added. */
+const progress = /** @type {HTMLElement} */ (document.getElementById("progress"));
+function showProgress() {
+  const done = state.results.length - state.pending;
+  progress.textContent = state.pending ? `working: ${done} of ${state.results.length} done` : state.results.length ? `${done} of ${state.results.length} done` : "";
 }
 
 /** @param {File} file */
@@ -163,11 +191,22 @@ async function classify(file) {
   card.append(head);
   results.prepend(card);
   /** @type {Record<string, any>} */
-  const record = { name: file.name, status: "pending" };
+  const record = { name: file.name, status: "pending", steps: [] };
   state.results.push(record);
   state.pending += 1;
+  showProgress();
+  // What is happening to this image now, until its result replaces it: people see that work goes on.
+  const step = element("div", "progress", "");
+  step.setAttribute("role", "status");
+  card.append(step);
+  const say = (/** @type {string} */ text) => {
+    step.textContent = text;
+    record.steps.push(text);
+  };
   try {
+    say(state.ready ? "embedding in the page…" : "waiting for the model to load…");
     const embedder = await embedderReady;
+    if (record.steps.length === 1 && !record.steps[0].startsWith("embedding")) say("embedding in the page…");
     const embedded = await embedder.embed(file);
     record.ms = embedded.ms;
     state.firstEmbeddingMs ??= performance.now();
@@ -184,6 +223,7 @@ async function classify(file) {
     if (apiOrigin(apiUrl.value, location.origin) !== keyOrigin) throw new ApiError("the API URL is not an http(s) URL", 0, "bad_url");
     const api = new ClassifierApi({ baseUrl: apiUrl.value, apiKey: apiKey.value });
     const pictureId = pictureIdFor(file.name);
+    say("scoring through the API…");
     const scored = await api.score(embedded.embedding, { pictureId });
     record.result = scored;
     showScores(card, scored);
@@ -204,7 +244,9 @@ async function classify(file) {
     if (error instanceof ApiError) record.httpStatus = error.status;
     card.append(element("div", "error", message));
   } finally {
+    step.remove();
     state.pending -= 1;
+    showProgress();
   }
 }
 

@@ -12,6 +12,7 @@
  * clear UnsupportedImageError. Preprocessing: ./preprocess.js, bit for bit the Python exact path.
  */
 
+import { claimedExtension, sniffImage } from "./formats.js";
 import { preprocessRgba } from "./preprocess.js";
 
 /** @typedef {import("./preprocess.js").ImageTransform} ImageTransform */
@@ -68,9 +69,18 @@ export async function decodeImage(source) {
         premultiplyAlpha: "none",
       });
     } catch {
-      const kind = source.type || "this file";
+      const name = "name" in source ? String(source.name) : "";
+      const format = sniffImage(new Uint8Array(await source.slice(0, 16).arrayBuffer()));
+      if (format === null) {
+        // Not an image at all, whatever its name or type says: say that, not "cannot decode a JPEG".
+        const claimed = claimedExtension(name);
+        throw new UnsupportedImageError(
+          `${name || "this file"} is not an image: its bytes are not JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC` +
+            (claimed ? ` (only its name says .${claimed})` : ""),
+        );
+      }
       throw new UnsupportedImageError(
-        `the browser cannot decode ${kind}${"name" in source ? ` (${source.name})` : ""}: use JPEG, PNG, WebP, GIF or BMP, ` +
+        `the browser cannot decode this ${format}${name ? ` (${name})` : ""}: use JPEG, PNG, WebP, GIF or BMP, ` +
           "or upload it to the bucket, where the server decodes HEIC and TIFF too",
       );
     }
