@@ -476,3 +476,27 @@ def test_an_embedding_from_another_model_is_refused_as_the_rescore_refuses_it(
             body["errors"][0]["field"] == "include" and "re-classify the image (backfill)" in body["message"]
         )
         assert _get(api, item.picture_id)[0] == 200  # the result itself stays readable
+
+
+def test_a_persons_label_is_shown_beside_the_machines_with_the_final_label(
+    api: ScoreApi, reference: Head
+) -> None:
+    from clip_classifier.storage import embedding_codec
+
+    stored = embedding_codec.encode(np.ones(512, np.float32))
+    store = api.function.service.store
+    store.put_if_newer(_upload_item("up-labelled", stored, reference))
+    store.put_if_newer(_upload_item("up-plain", stored, reference))
+    person = next(
+        c for c in reference.classes if c != reference.predict(np.ones((1, 512), np.float32))[0].top_label
+    )
+    assert store.set_label(
+        "up-labelled", person, by="arn:aws:iam::123456789012:user/ops", at="2026-12-04T06:00:00.000Z"
+    )  # type: ignore[attr-defined]
+    status, body = _get(api, "up-labelled")
+    assert status == 200
+    assert body["personLabel"] == person and body["finalLabel"] == person and body["topLabel"] != person
+    assert body["labeledAt"] == "2026-12-04T06:00:00.000Z"
+    assert "labeledBy" not in body and "123456789012" not in json.dumps(body)  # who stays in the table
+    status, plain = _get(api, "up-plain")
+    assert status == 200 and plain["finalLabel"] == plain["topLabel"] and plain["personLabel"] is None

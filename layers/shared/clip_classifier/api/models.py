@@ -135,11 +135,20 @@ class Classification(_Body):
     error: ResultError | None = None
     created_at: str
     updated_at: str
+    person_label: str | None = Field(
+        default=None,
+        description="A person's label for the image (the review loop), kept beside the machine's topLabel: one "
+        'of the head\'s classes or "none of these". Who gave it stays in the table, not in this answer.',
+    )
+    labeled_at: str | None = Field(default=None, description="When the person's label was given.")
+    final_label: str | None = Field(
+        default=None, description="personLabel when a person gave one, else topLabel."
+    )
     embedding: list[float] | None = Field(
         default=None,
         description="Only with ?include=embedding, for uploads that kept theirs: the image features the head "
-        "scored (float16-rounded L2-normalised embedding times its norm). POST them to /v1/scores for the same "
-        "probabilities under the current head.",
+        "scored (the stored L2-normalised embedding, int8 or float16, times its norm). POST them to /v1/scores "
+        "for the same probabilities under the current head.",
     )
 
 

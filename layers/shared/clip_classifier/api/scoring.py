@@ -28,7 +28,7 @@ from clip_classifier.storage.result_item import ClassificationItem, SourceInfo
 
 #: What a stored item shows clients: everything but the internal ordering and TTL attributes, and the
 #: embedding, which is decoded only when asked for.
-PUBLIC_ITEM_FIELDS = set(Classification.model_fields) - {"embedding"}
+PUBLIC_ITEM_FIELDS = set(Classification.model_fields) - {"embedding", "final_label"}
 
 
 class ScoringService:
@@ -74,6 +74,7 @@ class ScoringService:
         if item is None:
             raise ResultNotFoundError(f"no classification for pictureId '{picture_id}'")
         result = Classification.model_validate(item.model_dump(include=PUBLIC_ITEM_FIELDS))
+        result.final_label = item.final_label if item.status == "classified" else None
         if include_embedding and item.embedding is not None:
             try:
                 dimension = embedding_codec.dimension(item.embedding)
