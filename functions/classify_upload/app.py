@@ -125,6 +125,11 @@ def create_handler(function: UploadFunction) -> Handler:
             metrics.add_metric(name=outcome.status.capitalize(), unit=MetricUnit.Count, value=1)
             if outcome.status == "classified" and outcome.top_label is not None:
                 label_metrics(outcome.top_label, outcome.ambiguous)
+            if outcome.events_failed:
+                # The result is stored; only its announcement is missing (EventBridge throttled or failed).
+                metrics.add_metric(
+                    name="EventsNotPublished", unit=MetricUnit.Count, value=outcome.events_failed
+                )
             if outcome.status == "failed" and outcome.code:
                 metrics.add_metric(name=f"Failed_{outcome.code}", unit=MetricUnit.Count, value=1)
             if outcome.code == "other_bucket":

@@ -152,6 +152,7 @@ class LocalStack:
                 "UploadBucketName": self.upload_bucket,
                 "ApiUrl": f"{self.api.url}/api",
                 "WeightsRefreshSeconds": self.upload_env.get("WEIGHTS_REFRESH_SECONDS", "300"),
+                **({"EventBusName": bus} if (bus := self.upload_env.get("EVENT_BUS_NAME")) else {}),
                 **{f"{m}Arn": state_machine_arn(m) for m in STATE_MACHINES},
             },
         }
@@ -248,6 +249,10 @@ def local_stack(
         create_bucket(s3, UPLOAD_BUCKET)
         create_bucket(s3, REPORTS_BUCKET, logical_id="ReportsBucket")
         dlq_url = create_queue(sqs, DEAD_LETTER_QUEUE)
+        # PublishEvents=true, as a template parameter would set it: the stack's bus, in moto.
+        event_bus = (extra_env or {}).get("EVENT_BUS_NAME", "")
+        if event_bus:
+            aws.client("events").create_event_bus(Name=event_bus)
         weights_uri = f"s3://{HEADS_BUCKET}/{ACTIVE_KEY_S3}"
         stack_values = {"RESULTS_TABLE": TABLE, "WEIGHTS_URI": weights_uri, "CACHE_DIR": cache}
         upload_env = {

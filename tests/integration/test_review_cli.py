@@ -23,6 +23,8 @@ from clip_classifier.storage.review_queue import margin
 from clip_local.heads import prototype_head
 from clip_local.stack import LocalStack, local_stack
 from tests.integration.test_heads_cli import cli, cli_json
+from tests.unit.events.test_bridge import received
+from tests.unit.events.test_messages import validate
 
 STORED = 240
 
@@ -37,8 +39,22 @@ def guarded(raw: bytes, min_margin: float) -> bytes:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    with local_stack(quiet=True, extra_env={"WEIGHTS_REFRESH_SECONDS": "0"}) as running:
+    env = {"WEIGHTS_REFRESH_SECONDS": "0", "EVENT_BUS_NAME": "clip-events"}  # PublishEvents=true
+    with local_stack(quiet=True, extra_env=env) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def seen(stack: LocalStack) -> str:
+    """A queue a rule on the stack's bus delivers every event to (as a webhook's rule would)."""
+    events, sqs = stack.client("events"), stack.client("sqs")
+    queue = sqs.create_queue(QueueName="events-seen")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(
+        Name="all", EventBusName="clip-events", EventPattern=json.dumps({"source": ["clip-classifier"]})
+    )
+    events.put_targets(Rule="all", EventBusName="clip-events", Targets=[{"Id": "q", "Arn": arn}])
+    return str(queue)
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +125,7 @@ def test_labels_leave_the_queue_survive_a_rescore_and_export_for_the_trainer(
     outputs: Path,
     head: Head,
     stored: dict[str, ClassificationItem],
+    seen: str,
     tmp_path: Path,
 ) -> None:
     queue = [r["pictureId"] for r in whole_queue(outputs, limit=100)]
@@ -127,6 +144,17 @@ def test_labels_leave_the_queue_survive_a_rescore_and_export_for_the_trainer(
         unknown.returncode == 1 and "no classified result for pictureId 'no-such-picture'" in unknown.stderr
     )
     assert [r["pictureId"] for r in whole_queue(outputs, limit=100)] == queue[3:]
+    announced = received(stack.client("sqs"), seen)
+    assert [(e["detail-type"], e["detail"]["pictureId"]) for e in announced] == [
+        ("Label Added", first),
+        ("Label Added", second),
+        ("Label Added", third),
+    ]
+    for event in announced:
+        validate(event)
+    assert announced[0]["detail"]["label"] == head.classes[4] and announced[0]["detail"][
+        "labeledBy"
+    ].startswith("local:")
     # Withdrawn: the doubtful result waits again, in its place.
     cli_json(outputs, "review", "unlabel", third)
     assert [r["pictureId"] for r in whole_queue(outputs, limit=100)] == sorted(
@@ -147,6 +175,11 @@ def test_labels_leave_the_queue_survive_a_rescore_and_export_for_the_trainer(
     version = activated["head"]["version"]
     started = cli_json(outputs, "heads", "activate", version, "--rescore")
     assert started["rescore"]
+    activated_events = [
+        e for e in received(stack.client("sqs"), seen) if e["detail-type"] == "Head Activated"
+    ]
+    assert [e["detail"]["version"] for e in activated_events] == [version]
+    validate(activated_events[0])
     watched = [first, second, third, *(i.picture_id for i in confident)]
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # the rescore runs on the local Step Functions

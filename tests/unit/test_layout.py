@@ -29,7 +29,9 @@ ALLOWED: dict[str, set[str]] = {
     "ingest": {"exceptions", "aws"},
     "registry": {"exceptions", "arrays", "camel", "head"},
     "storage": {"exceptions", "aws", "arrays", "limits", "camel", "head", "registry"},
-    "ports": {"head", "ingest", "storage"},
+    #: What the stack announces (EventBridge): messages about stored results, and the bus adapter.
+    "events": {"exceptions", "aws", "camel", "head", "storage"},
+    "ports": {"head", "ingest", "storage", "events"},
     "api": {"exceptions", "arrays", "limits", "camel", "head", "model", "storage", "ports"},
     "jobs": {
         "exceptions",
@@ -42,12 +44,25 @@ ALLOWED: dict[str, set[str]] = {
         "storage",
         "ports",
         "registry",
+        "events",
     },
     "invocation": {"exceptions"},
     "settings": {"exceptions", "limits", "image"},
-    "wiring": {"aws", "settings", "api", "jobs", "image", "model", "head", "ingest", "storage", "registry"},
+    "wiring": {
+        "aws",
+        "settings",
+        "api",
+        "jobs",
+        "image",
+        "model",
+        "head",
+        "ingest",
+        "storage",
+        "registry",
+        "events",
+    },
     #: The operator's command line: on top of everything, imported by nothing.
-    "cli": {"exceptions", "aws", "head", "image", "model", "registry", "storage"},
+    "cli": {"exceptions", "aws", "head", "image", "model", "registry", "storage", "events", "ports"},
 }
 
 
@@ -104,7 +119,7 @@ def test_sub_packages_have_empty_inits() -> None:
     onnxruntime because a sub-package's __init__ pulled them in)."""
     inits = [p for p in PACKAGE.rglob("__init__.py") if p.parent != PACKAGE]
     assert {p.parent.name for p in inits} == {
-        "api", "cli", "head", "image", "ingest", "jobs", "model", "registry", "storage"
+        "api", "cli", "events", "head", "image", "ingest", "jobs", "model", "registry", "storage"
     }  # fmt: skip
     assert all(p.read_text().strip() == "" for p in inits)
 

@@ -26,6 +26,7 @@ EXPECTED_ACTIONS = {
         "WriteResults": {"dynamodb:PutItem"},
         "ReadHeadWeights": {"s3:GetObject"},
         "SendFailedEventsToDeadLetterQueue": {"sqs:SendMessage"},
+        "AnnounceResults": {"events:PutEvents"},
     },
     "BackfillBatchFunction": {
         "ReadUploadsUnderPrefix": {"s3:GetObject", "s3:GetObjectVersion"},
@@ -73,6 +74,7 @@ EXPECTED_ACTIONS = {
         "ReadEvaluationReports": {"s3:GetObject"},
         "ReadTheReviewQueue": {"dynamodb:Query"},
         "LabelResultsAndExportLabels": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan"},
+        "AnnounceLabelsAndActivations": {"events:PutEvents"},
         "StartJobs": {"states:StartExecution"},
         "FollowJobs": {"states:DescribeExecution"},
     },
@@ -89,6 +91,7 @@ CALL_TO_ACTION = {
     "batch_get_item": "dynamodb:BatchGetItem",
     "scan": "dynamodb:Scan",
     "query": "dynamodb:Query",
+    "put_events": "events:PutEvents",
     "update_item": "dynamodb:UpdateItem",
     "put_object": "s3:PutObject",
     # Paginated: get_paginator("list_objects_v2").

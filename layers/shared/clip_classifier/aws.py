@@ -10,6 +10,7 @@ whole Lambda timeout.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,9 @@ class AwsClients:
 
     s3: S3Client
     dynamodb: DynamoDBClient
+    #: Makes a client of another service the same way (same session, endpoint and config), for what only
+    #: some functions use (EventBridge): none is made at cold start unless asked for.
+    make: Callable[[str], Any] | None = None
 
     @classmethod
     def create(cls, session: Any = None, **kwargs: Any) -> AwsClients:
@@ -82,7 +86,13 @@ class AwsClients:
         return cls(
             s3=session_client("s3", session=session, **kwargs),
             dynamodb=session_client("dynamodb", session=session, **kwargs),
+            make=lambda service: session_client(service, session=session, **kwargs),
         )
+
+    def client(self, service: str) -> Any:
+        if self.make is None:
+            raise ValueError(f"these clients cannot make a {service} client")
+        return self.make(service)
 
 
 def sqs_client(**kwargs: Any) -> SQSClient:

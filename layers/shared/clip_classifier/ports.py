@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from clip_classifier.events.messages import Detail
     from clip_classifier.head.forward import Head
     from clip_classifier.head.result_fields import ResultFields
     from clip_classifier.ingest.objects import CurrentVersion, ObjectLocation, OpenedObject
@@ -86,6 +87,12 @@ class ResultScan(Protocol):
     ) -> bool:
         """Set a new head's result while the item is still ``previous``'s classified version, with the
         person's label it was read with."""
+        ...
+
+
+class EventPublisher(Protocol):
+    def publish(self, details: Sequence[Detail]) -> int:
+        """Announce ``details``; how many were not published. Never raises: what they announce is done."""
         ...
 
 

@@ -83,9 +83,11 @@ class UploadSettings(FunctionSettings):
     key_prefix: str = ""
     key_suffixes: CommaSeparated = ()
     preprocess_mode: Literal["auto", "exact", "fast"] = "auto"
-    #: Keep each classified image's embedding (float16, ~1 KB) in its item, so a new head can re-score it.
+    #: Keep each classified image's embedding (int8, 521 B) in its item, so a new head can re-score it.
     store_embeddings: bool = True
     intra_op_threads: int = Field(default=0, ge=0, description="0 = the CPUs this process may use.")
+    #: The EventBridge bus stored results are announced on (``PublishEvents=true``); empty: none.
+    event_bus_name: str = ""
 
     @field_validator("key_suffixes", mode="before")
     @classmethod

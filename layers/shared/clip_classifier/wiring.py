@@ -27,6 +27,7 @@ from clip_classifier.storage.weights_object import weights_cache_for
 
 if TYPE_CHECKING:
     from clip_classifier.api.scoring import ScoringService
+    from clip_classifier.events.bridge import EventBridgePublisher
     from clip_classifier.jobs.backfill import BackfillService
     from clip_classifier.jobs.evaluate import EvaluationService
     from clip_classifier.jobs.rescore import RescoreService
@@ -106,8 +107,18 @@ def build_upload_function(settings: UploadSettings, clients: AwsClients) -> Uplo
         key_suffixes=settings.key_suffixes,
         bucket=settings.upload_bucket,
         store_embeddings=settings.store_embeddings,
+        events=events_for(settings.event_bus_name, clients),
     )
     return UploadFunction(settings, classifier, init_ms=(time.perf_counter() - start) * 1000)
+
+
+def events_for(bus_name: str, clients: AwsClients) -> EventBridgePublisher | None:
+    """The event bus publisher when the stack publishes events (``PublishEvents``), else ``None``."""
+    if not bus_name:
+        return None
+    from clip_classifier.events.bridge import EventBridgePublisher
+
+    return EventBridgePublisher(clients.client("events"), bus_name)
 
 
 @dataclass(frozen=True)

@@ -280,3 +280,47 @@ def test_a_label_becomes_a_valid_dimension_value() -> None:
     assert app.metric_dimension("pet") == "pet"
     assert app.metric_dimension("café") == "caf\\xe9"
     assert app.metric_dimension(" ") == "(blank)" and len(app.metric_dimension("x" * 2000)) == 1024
+
+
+def test_with_events_on_an_upload_is_announced_and_a_failing_bus_only_costs_a_metric(
+    upload_env: Any, weights_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.unit.events.test_bridge import received
+    from tests.unit.events.test_messages import validate
+
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    events.create_event_bus(Name="clip-events")
+    queue = sqs.create_queue(QueueName="seen")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(
+        Name="all", EventBusName="clip-events", EventPattern=json.dumps({"source": ["clip-classifier"]})
+    )
+    events.put_targets(Rule="all", EventBusName="clip-events", Targets=[{"Id": "q", "Arn": arn}])
+    data = (REPO_ROOT / "tests" / "fixtures" / "images" / "landscape_rgb.jpg").read_bytes()
+
+    announcing = build_upload(
+        tmp_path / "a", WEIGHTS_URI=weights_uri, UPLOAD_BUCKET=BUCKET, EVENT_BUS_NAME="clip-events"
+    )
+    handler = load_function("classify_upload").create_handler(announcing)
+    assert handler(created_event(upload_env, data), LambdaContext())["outcomes"] == {"classified": 1}
+    (event,) = received(sqs, queue)  # the example head has no guard: no Review Needed
+    validate(event)
+    stored = announcing.classifier.store.get(picture_id_for_key(KEY, "uploads/"))
+    assert stored is not None and event["detail"]["pictureId"] == stored.picture_id
+    assert event["detail"]["topLabel"] == stored.top_label and "embedding" not in json.dumps(event)
+
+    # The bus is gone (or EventBridge refuses): the result is stored all the same, the miss is counted.
+    failing = build_upload(
+        tmp_path / "b", WEIGHTS_URI=weights_uri, UPLOAD_BUCKET=BUCKET, EVENT_BUS_NAME="gone"
+    )
+    handler = load_function("classify_upload").create_handler(failing)
+    later = created_event(upload_env, data)
+    later["Records"][0]["s3"]["object"]["sequencer"] = "FFFFFFFFFFFFFFFFFF"
+    capsys.readouterr()
+    assert handler(later, LambdaContext())["outcomes"] == {"classified": 1}
+    lines = emf_lines(capsys.readouterr().out)
+    assert any(line.get("EventsNotPublished") in (1.0, [1.0]) for line in lines)
+    again = failing.classifier.store.get(picture_id_for_key(KEY, "uploads/"))
+    assert (
+        again is not None and again.sequencer is not None and again.sequencer.endswith("FFFFFFFFFFFFFFFFFF")
+    )

@@ -13,9 +13,11 @@ from typing import Any
 
 from clip_classifier.aws import AWS_ERRORS, error_code
 from clip_classifier.cli.tables import pairs, percent, table
+from clip_classifier.events.messages import HeadActivated
 from clip_classifier.exceptions import EvaluationRunningError, RegistryError
 from clip_classifier.head.weights_cache import check_size
 from clip_classifier.model.manifest import load_manifest
+from clip_classifier.ports import EventPublisher
 from clip_classifier.registry.records import EvaluationRef, HeadRecord
 from clip_classifier.registry.service import Activation, HeadRegistry
 from clip_classifier.storage.evaluation_reports import S3EvaluationReports
@@ -44,6 +46,8 @@ class Operator:
     refresh_seconds: float = 300.0
     poll_seconds: float = 2.0
     sleep: Callable[[float], None] = time.sleep
+    #: The stack's event bus (``PublishEvents``): activations are announced there.
+    events: EventPublisher | None = None
 
     def execution_status(self, arn: str) -> str | None:
         try:
@@ -324,6 +328,17 @@ def _activation_output(op: Operator, verb: str, activation: Activation, rescore:
         "unchanged": activation.unchanged,
         "refreshSeconds": op.refresh_seconds,
     }
+    if op.events is not None and not activation.unchanged:
+        announced = HeadActivated(
+            version=record.version,
+            previous=activation.previous,
+            head_type=record.head_type,
+            classes=len(record.classes),
+            activated_by=op.who,
+            activated_at=utc_now(),
+        )
+        if op.events.publish([announced]):
+            text += "\n(the Head Activated event was not published: EventBridge refused it)"
     if rescore and not activation.unchanged:
         name = f"rescore-{record.version[:12]}-{_stamp()}"
         try:

@@ -34,6 +34,7 @@ from clip_classifier.cli.heads import (
 )
 from clip_classifier.cli.review import Reviewer, export_labels, label_picture, review_list, unlabel_picture
 from clip_classifier.cli.target import LOCAL_OUTPUTS, Target, local_target, stack_target
+from clip_classifier.events.bridge import EventBridgePublisher
 from clip_classifier.exceptions import ClassifierError, ConfigurationError
 from clip_classifier.head.forward import Head
 from clip_classifier.head.weights_format import parse_weights
@@ -145,9 +146,16 @@ def operator_for(target: Target) -> Operator:
         who=target.who(),
         refresh_seconds=float(target.outputs.get("WeightsRefreshSeconds", 300)),
         poll_seconds=0.5 if target.local else 5.0,
+        events=events_of(target),
     )
     operator.registry.evaluation_running = operator.evaluation_running
     return operator
+
+
+def events_of(target: Target) -> EventBridgePublisher | None:
+    """The stack's event bus when it publishes events (its ``EventBusName`` output), else ``None``."""
+    bus = target.outputs.get("EventBusName")
+    return EventBridgePublisher(target.client("events"), bus) if bus else None
 
 
 def reviewer_for(target: Target) -> Reviewer:
@@ -158,6 +166,7 @@ def reviewer_for(target: Target) -> Reviewer:
         registry=HeadRegistry(records, files, clock=utc_now),
         who=target.who(),
         clock=utc_now,
+        events=events_of(target),
     )
 
 

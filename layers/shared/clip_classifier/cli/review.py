@@ -18,7 +18,9 @@ import numpy as np
 
 from clip_classifier.cli.heads import Output
 from clip_classifier.cli.tables import table
+from clip_classifier.events.messages import LabelAdded
 from clip_classifier.exceptions import ConfigurationError, CorruptEmbeddingError, ResultNotFoundError
+from clip_classifier.ports import EventPublisher
 from clip_classifier.registry.service import HeadRegistry
 from clip_classifier.storage import embedding_codec
 from clip_classifier.storage.result_item import ClassificationItem
@@ -42,6 +44,8 @@ class Reviewer:
     registry: HeadRegistry
     who: str
     clock: Callable[[], str]
+    #: The stack's event bus (``PublishEvents``): labels are announced there.
+    events: EventPublisher | None = None
 
     def active_classes(self) -> list[str]:
         pointer = self.registry.active()
@@ -88,7 +92,18 @@ def label_picture(reviewer: Reviewer, picture_id: str, label: str) -> Output:
     item = reviewer.store.get(picture_id)
     final = item.final_label if item else stored
     data = {"pictureId": picture_id, "personLabel": stored, "labeledBy": reviewer.who, "labeledAt": at}
-    return Output(f"{picture_id}: labelled {stored!r} (final label {final!r}) by {reviewer.who}", data)
+    text = f"{picture_id}: labelled {stored!r} (final label {final!r}) by {reviewer.who}"
+    if reviewer.events is not None:
+        added = LabelAdded(
+            picture_id=picture_id,
+            label=stored,
+            machine_label=item.top_label if item else None,
+            labeled_by=reviewer.who,
+            labeled_at=at,
+        )
+        if reviewer.events.publish([added]):
+            text += "\n(the Label Added event was not published: EventBridge refused it)"
+    return Output(text, data)
 
 
 def unlabel_picture(reviewer: Reviewer, picture_id: str) -> Output:

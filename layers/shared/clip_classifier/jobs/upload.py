@@ -1,8 +1,9 @@
 """Classify one uploaded S3 object: the core of the upload function (never sees a Lambda event).
 
-Per record: filter by prefix/suffix → ``HeadObject`` (size limit before any download) → ``GetObject``
-(pinned to the event's ETag/version) → preprocess, decoding the body as it arrives → embed → head →
-conditional write keyed by the event sequencer. Outcomes:
+Per record: filter by prefix/suffix → one ``GetObject`` (pinned to the event's version or ETag; the size
+limit checked from its headers before any body is read) → preprocess, decoding the body as it arrives →
+embed → head → conditional write keyed by the event sequencer → (``PublishEvents``) the result announced on
+the event bus, which never fails the record. Outcomes:
 
 * ``classified`` / ``failed`` (a bad image: recorded with the reason, never retried) / ``deleted``;
   on a versioned bucket, removing one version or a delete marker for good leaves the picture as the key's
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from clip_classifier.arrays import F32
+from clip_classifier.events.messages import upload_events
 from clip_classifier.exceptions import ImageError, InvocationTimeoutError
 from clip_classifier.head.result_fields import ResultFields
 from clip_classifier.image.decode_guards import DecodeBudget
@@ -33,7 +35,7 @@ from clip_classifier.ingest.object_stream import ObjectStream
 from clip_classifier.ingest.objects import ObjectLocation
 from clip_classifier.ingest.s3_event import ObjectEvent
 from clip_classifier.model.embedder import Embedder
-from clip_classifier.ports import HeadProvider, ObjectSource, ResultSink
+from clip_classifier.ports import EventPublisher, HeadProvider, ObjectSource, ResultSink
 from clip_classifier.storage import embedding_codec
 from clip_classifier.storage.picture_id import picture_id_for_key
 from clip_classifier.storage.result_item import ClassificationItem, SourceInfo
@@ -54,6 +56,8 @@ class Outcome:
     ambiguous: bool | None = None
     #: Milliseconds per stage (download, decode, embed, head, store) for the metrics.
     timings_ms: dict[str, float] = field(default_factory=dict)
+    #: Events about the stored result that did not reach the bus (the result is stored all the same).
+    events_failed: int = 0
 
 
 class _Stopwatch:
@@ -86,8 +90,11 @@ class UploadClassifier:
         key_suffixes: tuple[str, ...] = (),
         bucket: str = "",
         store_embeddings: bool = True,
+        events: EventPublisher | None = None,
     ) -> None:
         self.source = source
+        #: Where stored results are announced (``PublishEvents``); ``None``: nowhere.
+        self.events = events
         self.store = store
         self.weights = weights
         self.embedder = embedder
@@ -217,11 +224,14 @@ class UploadClassifier:
         written = self.store.put_if_newer(record)
         watch.lap("store")
         status: OutcomeStatus = "failed" if record.status == "failed" else "classified"
+        # Announced only once stored, and only by the write that stored it (not by a duplicate delivery).
+        failed = self.events.publish(upload_events(record)) if written and self.events is not None else 0
         return Outcome(
             record.picture_id,
             event.key,
             status if written else "duplicate",
             timings_ms=watch.timings,
+            events_failed=failed,
             **details,
         )
 
