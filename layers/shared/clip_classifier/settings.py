@@ -88,6 +88,8 @@ class UploadSettings(FunctionSettings):
     intra_op_threads: int = Field(default=0, ge=0, description="0 = the CPUs this process may use.")
     #: The EventBridge bus stored results are announced on (``PublishEvents=true``); empty: none.
     event_bus_name: str = ""
+    #: The share of confident results that also wait for a person (an honest accuracy estimate).
+    review_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
 
     @field_validator("key_suffixes", mode="before")
     @classmethod
@@ -108,6 +110,8 @@ class RescoreSettings(FunctionSettings):
     #: Items per scan page: one page is scored, then the call's deadline is checked. Small pages keep every
     #: request short (DynamoDB bills a scan by the data read, not by the number of pages).
     page_size: int = Field(default=100, ge=1, le=10_000)
+    #: As the upload function's: the review queue follows the new results by the same rule.
+    review_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
 class EvaluateSettings(Settings):

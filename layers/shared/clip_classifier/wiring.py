@@ -108,6 +108,7 @@ def build_upload_function(settings: UploadSettings, clients: AwsClients) -> Uplo
         bucket=settings.upload_bucket,
         store_embeddings=settings.store_embeddings,
         events=events_for(settings.event_bus_name, clients),
+        review_sample_rate=settings.review_sample_rate,
     )
     return UploadFunction(settings, classifier, init_ms=(time.perf_counter() - start) * 1000)
 
@@ -157,6 +158,7 @@ def build_rescore_function(settings: RescoreSettings, clients: AwsClients) -> Re
         ),
         embedder_version=manifest.model_sha256,
         page_size=settings.page_size,
+        review_sample_rate=settings.review_sample_rate,
     )
     return RescoreFunction(settings, service)
 

@@ -166,3 +166,26 @@ def test_a_head_for_another_embedder_is_refused_where_it_is_loaded(
         WeightsMismatchError, match="expects 4 features but the embedder this function serves"
     ):
         classifier.process(created("uploads/a.jpg", version, "10"))
+
+
+def test_a_sample_of_confident_results_waits_for_a_person_too(
+    classifier: UploadClassifier, objects: InMemoryObjectSource, results: InMemoryResultStore
+) -> None:
+    """ReviewSampleRate: besides the doubtful results, a stable share of the confident ones enters the
+    queue (by pictureId), so people's labels estimate accuracy over all results, not only the hard ones."""
+    keys = [f"uploads/s-{i:03d}.jpg" for i in range(200)]
+    for index, key in enumerate(keys):
+        version = objects.put(BUCKET, key, JPEG)
+        assert classifier.process(created(key, version, f"{index + 1:04X}")).status == "classified"
+    assert not any(i.review_queue for i in results.items.values())  # no guard, no sample: an empty queue
+    classifier.review_sample_rate = 0.1
+    for index, key in enumerate(keys):
+        version = objects.put(BUCKET, key, JPEG + b"\0")
+        assert classifier.process(created(key, version, f"{index + 1001:04X}")).status == "classified"
+    queued = {pid for pid, i in results.items.items() if i.review_queue == "open"}
+    assert 8 <= len(queued) <= 35  # about 20 of 200
+    assert all(results.items[pid].ambiguous is None for pid in queued)  # confident (no guard) results
+    # The same pictures every time: the sample is decided by the picture, not by chance.
+    from clip_classifier.storage.review_queue import sampled
+
+    assert queued == {pid for pid in results.items if sampled(pid, 0.1)}

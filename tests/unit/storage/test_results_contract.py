@@ -288,3 +288,13 @@ def test_a_new_image_under_the_key_clears_the_label(store: Store) -> None:
     assert store.put_if_newer(doubtful_item("p", "2", (0.40, 0.38)))  # a later upload of the key
     fresh = store.get("p")
     assert fresh is not None and fresh.person_label is None and queue(store) == ["p"]
+
+
+def test_a_rescore_keeps_sampled_confident_results_in_the_queue(store: Store) -> None:
+    store.put_if_newer(event_item("sampled", "1"))
+    previous = store.get("sampled")
+    assert previous is not None and previous.review_queue is None
+    assert store.update_result(
+        previous, fields(5, head="b"), updated_at="2026-12-04T07:00:00.000Z", review_sample_rate=1.0
+    )
+    assert queue(store) == ["sampled"]

@@ -108,11 +108,14 @@ class RescoreService:
         *,
         embedder_version: str,
         page_size: int = 100,
+        review_sample_rate: float = 0.0,
     ) -> None:
         self.store = store
         self.weights = weights
         self.lists = lists
         self.embedder_version = embedder_version
+        #: The share of confident results kept in the review queue (``ReviewSampleRate``, as uploads do).
+        self.review_sample_rate = review_sample_rate
         self.page_size = page_size
 
     def run(self, request: RescoreRequest, deadline: float | None = None) -> RescoreProgress:
@@ -178,4 +181,7 @@ class RescoreService:
             return "corrupt_embedding"
         prediction = head.predict(features)[0]
         result = ResultFields.from_prediction(prediction, head_version=head.version)
-        return "rescored" if self.store.update_result(item, result, updated_at=utc_now()) else "superseded"
+        updated = self.store.update_result(
+            item, result, updated_at=utc_now(), review_sample_rate=self.review_sample_rate
+        )
+        return "rescored" if updated else "superseded"

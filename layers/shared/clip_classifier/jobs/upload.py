@@ -91,10 +91,13 @@ class UploadClassifier:
         bucket: str = "",
         store_embeddings: bool = True,
         events: EventPublisher | None = None,
+        review_sample_rate: float = 0.0,
     ) -> None:
         self.source = source
         #: Where stored results are announced (``PublishEvents``); ``None``: nowhere.
         self.events = events
+        #: The share of confident results sent to the review queue too (``ReviewSampleRate``).
+        self.review_sample_rate = review_sample_rate
         self.store = store
         self.weights = weights
         self.embedder = embedder
@@ -214,6 +217,7 @@ class UploadClassifier:
             embedding=stored if self.store_embeddings else None,
             source=source,
             sequencer=sequencer,
+            review_sample_rate=self.review_sample_rate,
         )
         return classified, watch
 
