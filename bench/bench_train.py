@@ -3,16 +3,31 @@
 Synthetic clustered vectors (the time depends on N, the dimension and the classes, not on the images):
 ``python -m bench.bench_train`` (needs the 'train' and 'export' extras). Embedding speed (images/s) is
 printed by weights/train_head.py itself and measured in the README's digits run.
+
+Beside the trainer's logreg, the reference measured in the same run: the previous recipe — lbfgs on the
+unit features as they are, each C of the sweep fitted from scratch (``logreg, previous``).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+import warnings
+from typing import Any
 
 import numpy as np
 
-from clip_export.head_training import HEAD_TYPES, TRAINERS, TrainOptions, stratified_split
+from clip_export.head_training import (
+    C_GRID,
+    HEAD_TYPES,
+    LOGREG,
+    TRAINERS,
+    Split,
+    TrainOptions,
+    log_loss,
+    stratified_split,
+    unit,
+)
 from clip_export.training_data import Dataset
 
 
@@ -24,11 +39,33 @@ def synthetic(n: int, dim: int = 512, k: int = 12, seed: int = 0) -> Dataset:
     return Dataset([f"class{i}" for i in range(k)], features, np.eye(k)[labels], [str(i) for i in range(n)])
 
 
-def run(n: int, max_epochs: int = 300) -> list[tuple[str, float, float]]:
-    """(head type, seconds to train, test top-1) for each head type."""
+def previous_logreg(data: Dataset, split: Split) -> tuple[float, float]:
+    """The sweep as the trainer ran it before preconditioning: (seconds, test top-1)."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    x = unit(data.features)
+    start = time.perf_counter()
+    best: tuple[float, Any] | None = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=ConvergenceWarning)
+        for c in C_GRID:
+            model = LogisticRegression(C=c, **LOGREG).fit(x[split.train], data.hard[split.train])
+            loss = log_loss(model.predict_proba(x[split.validation]), data.targets[split.validation])
+            if best is None or loss < best[0]:
+                best = (loss, model)
+    seconds = time.perf_counter() - start
+    assert best is not None
+    return seconds, float((best[1].predict(x[split.test]) == data.hard[split.test]).mean())
+
+
+def run(n: int, max_epochs: int = 300, reference: bool = True) -> list[tuple[str, float, float]]:
+    """(head type, seconds to train, test top-1) for each head type, and the previous logreg's."""
     data = synthetic(n)
     split = stratified_split(data.hard, data.classes, seed=0)
     rows: list[tuple[str, float, float]] = []
+    if reference:
+        rows.append(("logreg, previous", *previous_logreg(data, split)))
     for kind in HEAD_TYPES:
         start = time.perf_counter()
         trained = TRAINERS[kind](data, split, TrainOptions(mlp_max_epochs=max_epochs))

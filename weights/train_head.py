@@ -348,6 +348,8 @@ def train(args: argparse.Namespace) -> int:
         class_weights=args.class_weights,
         mlp_output=args.output,
         margin=args.margin,
+        # Each C of the sweep and every 10 MLP epochs, with the time left: never minutes of silence.
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
     kinds = list(HEAD_TYPES) if args.head_type == "all" else [args.head_type]
     if args.folds:
