@@ -369,6 +369,19 @@ def train_prototype(data: Dataset, split: Split, options: TrainOptions) -> Train
 def train_mlp(data: Dataset, split: Split, options: TrainOptions) -> TrainedHead:
     import torch  # the 'export' extra
 
+    # Batches of 64 rows through a 512→256→128 network are too small to share between threads: one thread
+    # trains 2.5–4x faster here than PyTorch's default pool (measured on 4,000 vectors, 2 cores).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_mlp(data, split, options)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_mlp(data: Dataset, split: Split, options: TrainOptions) -> TrainedHead:
+    import torch
+
     torch.manual_seed(options.seed)
     k, dim = len(data.classes), data.features.shape[1]
     model = torch.nn.Sequential(
