@@ -213,8 +213,9 @@ def for_onnx(wrapper: torch.nn.Module, patch_embedding: str) -> torch.nn.Module:
     if patch_embedding == "conv":
         return wrapper
     lean = copy.deepcopy(wrapper)
-    vision = lean.model.vision_model  # type: ignore[union-attr]
-    vision.embeddings.patch_embedding = PatchMatMul(vision.embeddings.patch_embedding)
+    # Both wrappers hold a transformers model with a vision tower: attribute access is theirs (untyped).
+    embeddings: Any = getattr(lean.model, "vision_model").embeddings  # noqa: B009
+    embeddings.patch_embedding = PatchMatMul(embeddings.patch_embedding)
     return lean
 
 
