@@ -5,7 +5,7 @@ tiny test model; pass the random-init ViT-B/32 export for the README's second ro
 README quotes next to them: logistic regression on the raw 64 pixels, on the same seeded split with ``C``
 chosen on the same validation rows. Needs the 'train' and 'export' extras::
 
-    python -m bench.bench_digits --model-dir bench/.cache/vit-b-32/int8
+    python -m bench.bench_digits --model-dir bench/.cache/vit-b-32-matmul/int8
     python -m bench.bench_digits --write-folders /tmp/digits    # only the PNG class folders, for the trainer
 """
 
