@@ -76,6 +76,20 @@ class SpyBody:
         self.real.close()
 
 
+def event_bus_queue(events: Any, sqs: Any, bus: str = "clip-events", name: str = "events-seen") -> str:
+    """A queue that a rule on ``bus`` (created here if it does not exist) delivers every clip-classifier
+    event to, as a webhook's rule would: its URL, to read what was published."""
+    if bus not in {b["Name"] for b in events.list_event_buses()["EventBuses"]}:
+        events.create_event_bus(Name=bus)
+    queue = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(
+        Name=f"{name}-all", EventBusName=bus, EventPattern=json.dumps({"source": ["clip-classifier"]})
+    )
+    events.put_targets(Rule=f"{name}-all", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    return str(queue)
+
+
 class BreakingBody:
     """A body that delivers ``after`` bytes of the real one and then fails as a dropped connection would."""
 

@@ -22,6 +22,7 @@ from clip_classifier.storage.result_item import ClassificationItem, SourceInfo
 from clip_classifier.storage.review_queue import margin
 from clip_local.heads import prototype_head
 from clip_local.stack import LocalStack, local_stack
+from tests.helpers import event_bus_queue
 from tests.integration.test_heads_cli import cli, cli_json
 from tests.unit.events.test_bridge import received
 from tests.unit.events.test_messages import validate
@@ -47,14 +48,7 @@ def stack() -> Iterator[LocalStack]:
 @pytest.fixture(scope="module")
 def seen(stack: LocalStack) -> str:
     """A queue a rule on the stack's bus delivers every event to (as a webhook's rule would)."""
-    events, sqs = stack.client("events"), stack.client("sqs")
-    queue = sqs.create_queue(QueueName="events-seen")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(
-        Name="all", EventBusName="clip-events", EventPattern=json.dumps({"source": ["clip-classifier"]})
-    )
-    events.put_targets(Rule="all", EventBusName="clip-events", Targets=[{"Id": "q", "Arn": arn}])
-    return str(queue)
+    return event_bus_queue(stack.client("events"), stack.client("sqs"))
 
 
 @pytest.fixture(scope="module")

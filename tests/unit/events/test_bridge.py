@@ -12,21 +12,14 @@ import pytest
 
 from clip_classifier.events.bridge import EventBridgePublisher
 from clip_classifier.events.messages import LabelAdded, upload_events
-from tests.helpers import FaultyClient, client_error
+from tests.helpers import FaultyClient, client_error, event_bus_queue
 from tests.unit.events.test_messages import item, validate
 
 
 @pytest.fixture
 def bus(aws: None) -> tuple[Any, Any, str]:
     events, sqs = boto3.client("events"), boto3.client("sqs")
-    events.create_event_bus(Name="clip-events")
-    queue = sqs.create_queue(QueueName="events-seen")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(
-        Name="all", EventBusName="clip-events", EventPattern=json.dumps({"source": ["clip-classifier"]})
-    )
-    events.put_targets(Rule="all", EventBusName="clip-events", Targets=[{"Id": "q", "Arn": arn}])
-    return events, sqs, queue
+    return events, sqs, event_bus_queue(events, sqs)
 
 
 def received(sqs: Any, queue: str) -> list[dict[str, Any]]:

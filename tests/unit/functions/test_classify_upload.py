@@ -22,7 +22,7 @@ from clip_local.handlers import load_function
 from clip_local.paths import REPO_ROOT, TINY_MODEL_DIR
 from clip_local.template import create_bucket, create_queue, load_template
 from tests.conftest import TABLE, build_upload, function_env
-from tests.helpers import load_event
+from tests.helpers import event_bus_queue, load_event
 
 BUCKET = "clip-uploads-local"  # the bucket named in infra/events/s3_*.json
 KEY = "uploads/sample photo.jpg"  # "uploads/sample+photo.jpg" URL-decoded
@@ -288,14 +288,8 @@ def test_with_events_on_an_upload_is_announced_and_a_failing_bus_only_costs_a_me
     from tests.unit.events.test_bridge import received
     from tests.unit.events.test_messages import validate
 
-    events, sqs = boto3.client("events"), boto3.client("sqs")
-    events.create_event_bus(Name="clip-events")
-    queue = sqs.create_queue(QueueName="seen")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(
-        Name="all", EventBusName="clip-events", EventPattern=json.dumps({"source": ["clip-classifier"]})
-    )
-    events.put_targets(Rule="all", EventBusName="clip-events", Targets=[{"Id": "q", "Arn": arn}])
+    sqs = boto3.client("sqs")
+    queue = event_bus_queue(boto3.client("events"), sqs)
     data = (REPO_ROOT / "tests" / "fixtures" / "images" / "landscape_rgb.jpg").read_bytes()
 
     announcing = build_upload(
