@@ -14,7 +14,7 @@ from clip_classifier.limits import MAX_TRANSACTION_ITEMS
 from clip_classifier.storage.item_codec import ScanPage, UnreadableItem
 from clip_classifier.storage.result_item import ClassificationItem
 from clip_classifier.storage.results_table import TOMBSTONE_SECONDS, ReviewPage
-from clip_classifier.storage.review_queue import OPEN, margin, needs_review
+from clip_classifier.storage.review_queue import OPEN, needs_review, review_state
 
 
 def _same_label(stored: ClassificationItem, read: ClassificationItem) -> bool:
@@ -90,19 +90,14 @@ class InMemoryResultStore:
         if not allowed or old is None:
             self.writes.append(("update_result", previous.picture_id, False))
             return False
-        queued = needs_review(
+        queue, order = review_state(
             previous.picture_id,
-            result.ambiguous,
+            result,
             labelled=previous.person_label is not None,
             sample_rate=review_sample_rate,
         )
         updated = old.model_copy(
-            update={
-                **dict(result),
-                "updated_at": updated_at,
-                "review_margin": margin(result.top),
-                "review_queue": OPEN if queued else None,
-            }
+            update={**dict(result), "updated_at": updated_at, "review_margin": order, "review_queue": queue}
         )
         return self._write("update_result", updated, True)
 

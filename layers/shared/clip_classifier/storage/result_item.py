@@ -14,7 +14,7 @@ from pydantic import ConfigDict, Field
 
 from clip_classifier.camel import CamelModel
 from clip_classifier.head.result_fields import RankedLabel, ResultFields
-from clip_classifier.storage.review_queue import OPEN, margin, needs_review
+from clip_classifier.storage.review_queue import review_state
 
 ItemStatus = Literal["classified", "failed", "deleted"]
 
@@ -90,13 +90,13 @@ class ClassificationItem(_Stored):
         sequencer: str | None = None,
         review_sample_rate: float = 0.0,
     ) -> ClassificationItem:
-        queued = needs_review(picture_id, result.ambiguous, labelled=False, sample_rate=review_sample_rate)
+        queue, order = review_state(picture_id, result, labelled=False, sample_rate=review_sample_rate)
         return cls(
             picture_id=picture_id,
             status="classified",
             **dict(result),
-            review_queue=OPEN if queued else None,
-            review_margin=margin(result.top),
+            review_queue=queue,
+            review_margin=order,
             embedder_version=embedder_version,
             embedding=embedding,
             source=source,

@@ -29,7 +29,7 @@ from clip_classifier.storage.item_codec import (
     to_attribute_value,
 )
 from clip_classifier.storage.result_item import ClassificationItem
-from clip_classifier.storage.review_queue import INDEX_NAME, OPEN, margin, needs_review
+from clip_classifier.storage.review_queue import INDEX_NAME, OPEN, needs_review, review_state
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -68,6 +68,17 @@ def _label_unchanged(item: ClassificationItem, names: dict[str, str], values: di
     values[":readLabel"] = {"S": item.person_label}
     values[":readLabeledAt"] = {"S": item.labeled_at or ""}
     return "#label = :readLabel AND #labeledAt = :readLabeledAt"
+
+
+def _read_items(
+    raw_items: Sequence[dict[str, Any]], items: list[ClassificationItem], unreadable: list[UnreadableItem]
+) -> None:
+    """A page's raw items into ``items``, and those that are not items (never fatal) into ``unreadable``."""
+    for raw in raw_items:
+        try:
+            items.append(deserialize(raw))
+        except (ValidationError, TypeError, ValueError) as exc:
+            unreadable.append(UnreadableItem.of(raw, exc))
 
 
 @dataclasses.dataclass(slots=True)
@@ -206,15 +217,13 @@ class ResultsStore:
         S3 sequencer that orders later events — stays as it is; the review queue follows the new result."""
         if previous.source.type != "s3":
             raise ValueError("update_result re-scores an upload's result")
-        queued = needs_review(
+        fields: dict[str, Any] = stored_result(result.model_dump(by_alias=True))
+        fields["reviewQueue"], fields["reviewMargin"] = review_state(
             previous.picture_id,
-            result.ambiguous,
+            result,
             labelled=previous.person_label is not None,
             sample_rate=review_sample_rate,
         )
-        fields: dict[str, Any] = stored_result(result.model_dump(by_alias=True))
-        fields["reviewMargin"] = margin(result.top)
-        fields["reviewQueue"] = OPEN if queued else None
         names = {"#status": "status", "#head": "headVersion", "#source": "source", "#updated": "updatedAt"}
         values: dict[str, Any] = {
             ":classified": {"S": "classified"},
@@ -275,11 +284,7 @@ class ResultsStore:
             scanned=int(response.get("ScannedCount", 0)),
             consumed_units=float((response.get("ConsumedCapacity") or {}).get("CapacityUnits", 0.0)),
         )
-        for raw in response.get("Items", []):
-            try:
-                page.items.append(deserialize(raw))
-            except (ValidationError, TypeError, ValueError) as exc:
-                page.unreadable.append(UnreadableItem.of(raw, exc))
+        _read_items(response.get("Items", []), page.items, page.unreadable)
         return page
 
     def set_label(self, picture_id: str, label: str, *, by: str, at: str) -> bool:
@@ -388,11 +393,7 @@ class ResultsStore:
         except AWS_ERRORS as exc:
             raise self._error(exc, "read") from exc
         page = ScanPage(next_key=response.get("LastEvaluatedKey") or None)
-        for raw in response.get("Items", []):
-            try:
-                page.items.append(deserialize(raw))
-            except (ValidationError, TypeError, ValueError) as exc:
-                page.unreadable.append(UnreadableItem.of(raw, exc))
+        _read_items(response.get("Items", []), page.items, page.unreadable)
         return page
 
     @staticmethod

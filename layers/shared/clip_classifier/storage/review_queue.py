@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from clip_classifier.exceptions import InvalidCursorError, LabelError
-from clip_classifier.head.result_fields import RankedLabel
+from clip_classifier.head.result_fields import RankedLabel, ResultFields
 
 #: The index's partition key value for every waiting item (one queue per table).
 OPEN = "open"
@@ -49,6 +49,15 @@ def needs_review(
     picture_id: str, ambiguous: bool | None, *, labelled: bool, sample_rate: float = 0.0
 ) -> bool:
     return not labelled and (ambiguous is True or sampled(picture_id, sample_rate))
+
+
+def review_state(
+    picture_id: str, result: ResultFields, *, labelled: bool, sample_rate: float = 0.0
+) -> tuple[str | None, float]:
+    """``(reviewQueue, reviewMargin)`` of a result: the one rule every writer of a result applies (an upload's
+    item, a rescore's update, the in-memory fake)."""
+    queued = needs_review(picture_id, result.ambiguous, labelled=labelled, sample_rate=sample_rate)
+    return (OPEN if queued else None), margin(result.top)
 
 
 def check_label(label: str, classes: Sequence[str]) -> str:
