@@ -12,7 +12,7 @@ own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote
@@ -32,7 +32,6 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from clip_classifier.api.errors import describe_validation_errors
 from clip_classifier.api.json_body import parse_json_body
 from clip_classifier.api.models import (
     BatchScoreResponse,
@@ -44,6 +43,7 @@ from clip_classifier.api.models import (
     ScoreResult,
 )
 from clip_classifier.api.request_checks import JSON_MEDIA_TYPE, check_body, is_json
+from clip_classifier.api.responses import cors_config, error_response, invalid_request_response
 from clip_classifier.aws import AwsClients
 from clip_classifier.exceptions import (
     BodyTooLargeError,
@@ -64,60 +64,41 @@ logger = Logger()
 metrics = Metrics()
 
 
-def _error(
-    status: HTTPStatus, code: str, message: str, errors: list[ErrorDetail] | None = None
-) -> Response[Any]:
-    body = ErrorBody(code=code, message=message, errors=errors or [])
-    return Response(
-        status_code=status,
-        content_type="application/json",
-        body=body.model_dump_json(by_alias=True, exclude_none=True),
-    )
-
-
-def _invalid_request(exc: RequestValidationError) -> Response[Any]:
-    errors = exc.errors()
-    if any(e.get("type") == "json_invalid" for e in errors):
-        return _error(HTTPStatus.BAD_REQUEST, "malformed_json", "the request body is not valid JSON")
-    details = describe_validation_errors(errors)
-    return _error(HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error", details[0].message, details)
-
-
 def _invalid_features(exc: InvalidFeaturesError) -> Response[Any]:
     detail = ErrorDetail(field=exc.field, message=exc.message)
-    return _error(HTTPStatus.UNPROCESSABLE_ENTITY, exc.code, exc.message, [detail])
+    return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, exc.code, exc.message, [detail])
 
 
 def _malformed_body(exc: MalformedBodyError) -> Response[Any]:
-    return _error(HTTPStatus.BAD_REQUEST, exc.code, exc.message)
+    return error_response(HTTPStatus.BAD_REQUEST, exc.code, exc.message)
 
 
 def _too_large(exc: BodyTooLargeError) -> Response[Any]:
-    return _error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, exc.code, exc.message)
+    return error_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, exc.code, exc.message)
 
 
 def _unsupported_media_type(exc: UnsupportedMediaTypeError) -> Response[Any]:
-    return _error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, exc.code, exc.message)
+    return error_response(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, exc.code, exc.message)
 
 
 def _conflict(exc: PictureConflictError) -> Response[Any]:
     detail = ErrorDetail(field=exc.field, message=exc.message)
-    return _error(HTTPStatus.CONFLICT, exc.code, exc.message, [detail])
+    return error_response(HTTPStatus.CONFLICT, exc.code, exc.message, [detail])
 
 
 def _not_found(exc: ResultNotFoundError) -> Response[Any]:
-    return _error(HTTPStatus.NOT_FOUND, exc.code, exc.message)
+    return error_response(HTTPStatus.NOT_FOUND, exc.code, exc.message)
 
 
 def _embedding_from_another_model(exc: EmbeddingFromAnotherModelError) -> Response[Any]:
     detail = ErrorDetail(field="include", message=exc.message)
-    return _error(HTTPStatus.CONFLICT, exc.code, exc.message, [detail])
+    return error_response(HTTPStatus.CONFLICT, exc.code, exc.message, [detail])
 
 
 def _corrupt_embedding(exc: CorruptEmbeddingError) -> Response[Any]:
     logger.error("stored embedding refused", extra={"code": exc.code, "error": exc.message})
     metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
-    return _error(
+    return error_response(
         HTTPStatus.INTERNAL_SERVER_ERROR,
         exc.code,
         f"{exc.message}; re-classify the image (backfill) to store it again",
@@ -128,15 +109,17 @@ def _classifier_error(exc: ClassifierError) -> Response[Any]:
     logger.error("request failed", extra={"code": exc.code, "error": exc.message})
     metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
     if exc.transient:
-        return _error(
+        return error_response(
             HTTPStatus.SERVICE_UNAVAILABLE, exc.code, "a dependency is temporarily unavailable; retry"
         )
-    return _error(HTTPStatus.INTERNAL_SERVER_ERROR, exc.code, "the classifier is misconfigured; see the logs")
+    return error_response(
+        HTTPStatus.INTERNAL_SERVER_ERROR, exc.code, "the classifier is misconfigured; see the logs"
+    )
 
 
 def _unexpected(exc: Exception) -> Response[Any]:
     logger.exception("unexpected error")
-    return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+    return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")
 
 
 def _errors(*codes: int) -> dict[int, Any]:
@@ -157,22 +140,12 @@ def _errors(*codes: int) -> dict[int, Any]:
     return entries
 
 
-def cors_config(origins: Sequence[str]) -> CORSConfig | None:
-    """CORS for the listed browser origins: every response, preflights included, names the requesting
-    origin when it is allowed (never the joined list), and none when it is not."""
-    if not origins:
-        return None
-    return CORSConfig(
-        allow_origin=origins[0], extra_origins=list(origins[1:]), allow_headers=["x-api-key"], max_age=600
-    )
-
-
 def create_resolver(
     function: Callable[[], ScoreFunction], cors: CORSConfig | None = None
 ) -> APIGatewayRestResolver:
     """The API's routes and error mapping; ``function`` gives the dependencies when a route runs."""
     app = APIGatewayRestResolver(enable_validation=True, cors=cors, json_body_deserializer=parse_json_body)
-    app.exception_handler(RequestValidationError)(_invalid_request)
+    app.exception_handler(RequestValidationError)(invalid_request_response)
     app.exception_handler(MalformedBodyError)(_malformed_body)
     app.exception_handler(BodyTooLargeError)(_too_large)
     app.exception_handler(UnsupportedMediaTypeError)(_unsupported_media_type)
@@ -190,10 +163,10 @@ def create_resolver(
         # while no CORS origin is configured, which has no browser to answer.
         method = app.current_event.http_method
         if method == "OPTIONS":
-            return _error(
+            return error_response(
                 HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed", "no CORS origins are configured"
             )
-        return _error(HTTPStatus.NOT_FOUND, "no_route", f"no route {method} {app.current_event.path}")
+        return error_response(HTTPStatus.NOT_FOUND, "no_route", f"no route {method} {app.current_event.path}")
 
     def body_checks(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
         """Size, media type and encoding, before anything parses the body; a refusal raises and is
@@ -278,7 +251,9 @@ def openapi_document() -> str:
 
 def create_handler(function: ScoreFunction) -> Handler:
     """The Lambda handler over built dependencies (one per container)."""
-    resolver = create_resolver(lambda: function, cors_config(function.settings.cors_allow_origins))
+    resolver = create_resolver(
+        lambda: function, cors_config(function.settings.cors_allow_origins, allow_headers=["x-api-key"])
+    )
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
     @metrics.log_metrics

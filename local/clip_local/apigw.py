@@ -1,7 +1,8 @@
 """Turn real HTTP requests into API Gateway REST (proxy integration) events, as API Gateway does.
 
-Routes and the API-key requirement come from template.yaml, so the local API answers like the deployed
-one: an unknown route and a missing or wrong key get the answers the template's ``GatewayResponses`` give.
+Routes, the function behind each, the API-key requirement and the Cognito authorizer come from
+template.yaml, so the local API answers like the deployed one: an unknown route, a missing or wrong key, and
+a missing, forged or expired reviewer's token get the answers the template's ``GatewayResponses`` give.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,17 +22,33 @@ from urllib.parse import parse_qs, unquote, urlsplit
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
+#: Checks a reviewer's ``Authorization`` header as the Cognito authorizer does: its claims, or an exception.
+Authorizer = Callable[[str | None], dict[str, str]]
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
     resource: str  # /v1/classifications/{pictureId}
     pattern: re.Pattern[str]
     api_key_required: bool = True
+    #: The function (logical id) the route invokes.
+    function: str = ""
+    #: The API's authorizer the route needs (``ReviewerPool``), if any.
+    authorizer: str | None = None
 
     @classmethod
-    def of(cls, method: str, resource: str, *, api_key_required: bool = True) -> Route:
+    def of(
+        cls,
+        method: str,
+        resource: str,
+        *,
+        api_key_required: bool = True,
+        function: str = "",
+        authorizer: str | None = None,
+    ) -> Route:
         regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(resource))
-        return cls(method, resource, re.compile(f"^{regex}$"), api_key_required)
+        return cls(method, resource, re.compile(f"^{regex}$"), api_key_required, function, authorizer)
 
 
 class LambdaContext:
@@ -58,6 +75,7 @@ def build_event(
     body: bytes,
     query: str = "",
     stage: str = "api",
+    claims: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     match = route.pattern.match(raw_path)
     assert match is not None
@@ -86,6 +104,7 @@ def build_event(
             "requestId": str(uuid.uuid4()),
             "requestTimeEpoch": int(time.time() * 1000),
             "identity": {"sourceIp": "127.0.0.1", "apiKey": headers.get("x-api-key")},
+            **({"authorizer": {"claims": claims}} if claims is not None else {}),
         },
         "body": text if body else None,
         "isBase64Encoded": is_b64,
@@ -112,14 +131,17 @@ ISOLATION_HEADERS = {
 
 @dataclass(frozen=True)
 class StaticMount:
-    """Files under ``directory`` served at ``prefix`` (``/`` alone serves ``index``)."""
+    """Files under ``directory`` served at ``prefix`` (the prefix itself, or ``/`` for the root mount, serves
+    ``index``). ``isolated``: sent with the cross-origin isolation headers (the demo's threads need them; the
+    review page shows presigned S3 images, which an isolated page would refuse)."""
 
     prefix: str
     directory: Path
     index: str | None = None
+    isolated: bool = True
 
     def resolve(self, path: str) -> Path | None:
-        if path == "/" and self.index:
+        if path == self.prefix and self.index:
             return self.directory / self.index
         if not path.startswith(self.prefix) or path == self.prefix:
             return None
@@ -132,22 +154,30 @@ class StaticMount:
 
 
 class LocalApi:
-    """A threaded HTTP server on 127.0.0.1 in front of one Lambda handler (and, for the browser demo, a few
-    static folders: the page, onnxruntime-web and the model it runs)."""
+    """A threaded HTTP server on 127.0.0.1 in front of the API's Lambda handlers, one per function (and, for
+    the browser pages, a few static folders: the pages, onnxruntime-web and the model the demo runs)."""
 
     def __init__(
         self,
-        handler: Handler,
+        handlers: Mapping[str, Handler],
         routes: list[Route],
         *,
         api_key: str | None,
         port: int = 0,
         static: list[StaticMount] | None = None,
+        authorizers: Mapping[str, Authorizer] | None = None,
     ) -> None:
-        self.handler = handler
+        self.handlers = dict(handlers)
         self.routes = routes
         self.api_key = api_key
         self.static = static or []
+        self.authorizers = dict(authorizers or {})
+        missing = {r.function for r in routes} - self.handlers.keys()
+        missing |= {f"authorizer {r.authorizer}" for r in routes if r.authorizer} - {
+            f"authorizer {a}" for a in self.authorizers
+        }
+        if missing:
+            raise ValueError(f"routes need what the local API was not given: {sorted(missing)}")
         api = self
 
         class _Request(BaseHTTPRequestHandler):
@@ -183,12 +213,13 @@ class LocalApi:
         raw_path = parts.path[len("/api") :] if parts.path.startswith("/api/") else parts.path
         route = next((r for r in self.routes if r.method == method and r.pattern.match(raw_path)), None)
         if route is None and method in ("GET", "HEAD") and not parts.path.startswith("/api/"):
-            target = next((t for m in self.static if (t := m.resolve(parts.path)) is not None), None)
-            if target is not None:
+            found = next(((m, t) for m in self.static if (t := m.resolve(parts.path)) is not None), None)
+            if found is not None:
+                mount, target = found
                 headers = {
                     "Content-Type": STATIC_TYPES[target.suffix],
                     "Cache-Control": "no-cache",
-                    **ISOLATION_HEADERS,
+                    **(ISOLATION_HEADERS if mount.isolated else {}),
                 }
                 self._reply(request, 200, headers, b"" if method == "HEAD" else target.read_bytes())
                 return
@@ -199,10 +230,17 @@ class LocalApi:
         if self.api_key is not None and route.api_key_required and headers.get("x-api-key") != self.api_key:
             self._gateway_reply(request, "INVALID_API_KEY")
             return
+        claims = None
+        if route.authorizer:
+            try:
+                claims = self.authorizers[route.authorizer](headers.get("authorization"))
+            except Exception:  # noqa: BLE001 - whatever the check says, API Gateway answers the one 401
+                self._gateway_reply(request, "UNAUTHORIZED")
+                return
         length = int(headers.get("content-length") or 0)
         body = request.rfile.read(length) if length else b""
-        event = build_event(method, route, raw_path, headers, body, parts.query)
-        response = self.handler(event, LambdaContext())
+        event = build_event(method, route, raw_path, headers, body, parts.query, claims=claims)
+        response = self.handlers[route.function](event, LambdaContext())
         payload = response.get("body") or ""
         data = base64.b64decode(payload) if response.get("isBase64Encoded") else str(payload).encode()
         out_headers = dict(response.get("headers") or {})
@@ -214,8 +252,8 @@ class LocalApi:
         """API Gateway's own answer of this type, as the template configures it."""
         from .template import gateway_responses, load_template
 
-        status, body = gateway_responses(load_template())[kind]
-        self._reply(request, status, {"Content-Type": "application/json"}, body)
+        status, headers, body = gateway_responses(load_template())[kind]
+        self._reply(request, status, {"Content-Type": "application/json", **headers}, body)
 
     @staticmethod
     def _reply(request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes) -> None:

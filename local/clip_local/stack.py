@@ -6,7 +6,8 @@
   at their defaults) plus what the stack decides (table, weights URI, model, cache dir), built with its own
   builder and explicit clients, exactly as its cold start does deployed — the process environment is not
   touched.
-* The scoring function is served over HTTP like API Gateway (``LocalApi``).
+* The scoring and review functions are served over HTTP like API Gateway (``LocalApi``), the review routes
+  behind the reviewers' user pool (moto's Cognito, created from the template) as its authorizer checks it.
 * The upload function receives S3 notifications (``LocalUploads``) through Lambda's async retry and
   on-failure-destination semantics (``AsyncInvoker``).
 """
@@ -26,13 +27,21 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from clip_classifier.registry.service import HeadRegistry
-from clip_classifier.settings import ScoreSettings, UploadSettings, load_settings
+from clip_classifier.settings import ReviewSettings, ScoreSettings, UploadSettings, load_settings
 from clip_classifier.storage.head_registry import ACTIVE_KEY_S3, DynamoHeadRecords, S3HeadFiles
 from clip_classifier.storage.result_item import ClassificationItem, utc_now
 from clip_classifier.storage.results_table import ResultsStore
-from clip_classifier.wiring import ScoreFunction, UploadFunction, build_score_function, build_upload_function
+from clip_classifier.wiring import (
+    ReviewFunction,
+    ScoreFunction,
+    UploadFunction,
+    build_review_function,
+    build_score_function,
+    build_upload_function,
+)
 
 from .apigw import LocalApi, StaticMount
+from .cognito import ReviewerPool, TokenVerifier, add_reviewer, create_reviewer_pool, sign_in
 from .handlers import load_function
 from .jobs import BACKFILL, EVALUATE, RESCORE, LocalJobs
 from .lambda_async import AsyncInvoker, Handler
@@ -67,7 +76,7 @@ LOCAL_OPERATOR = "local stack"
 #: The state machines the local Step Functions endpoint serves (clip-classifier --local starts them).
 STATE_MACHINES = [BACKFILL, RESCORE, EVALUATE]
 
-F = TypeVar("F", ScoreFunction, UploadFunction)
+F = TypeVar("F", ScoreFunction, UploadFunction, ReviewFunction)
 
 
 class ExecutionEnvironment(Generic[F]):
@@ -125,6 +134,9 @@ class LocalStack:
     #: One execution environment per function (tests reach the built dependencies to inject faults).
     score: ExecutionEnvironment[ScoreFunction]
     upload: ExecutionEnvironment[UploadFunction]
+    review: ExecutionEnvironment[ReviewFunction]
+    #: The reviewers' user pool (moto's Cognito) and its app client, which the review routes' tokens come from.
+    reviewers: ReviewerPool
     #: The upload function's environment variables, for further execution environments (worker processes).
     upload_env: dict[str, str]
     results: ResultsStore
@@ -151,6 +163,8 @@ class LocalStack:
                 "ResultsTableName": self.table,
                 "UploadBucketName": self.upload_bucket,
                 "ApiUrl": f"{self.api.url}/api",
+                "ReviewerUserPoolId": self.reviewers.pool_id,
+                "ReviewerClientId": self.reviewers.client_id,
                 "WeightsRefreshSeconds": self.upload_env.get("WEIGHTS_REFRESH_SECONDS", "300"),
                 **({"EventBusName": bus} if (bus := self.upload_env.get("EVENT_BUS_NAME")) else {}),
                 **{f"{m}Arn": state_machine_arn(m) for m in STATE_MACHINES},
@@ -179,6 +193,19 @@ class LocalStack:
     def result(self, picture_id: str) -> ClassificationItem | None:
         return self.results.get(picture_id)
 
+    def add_reviewer(self, email: str, password: str) -> None:
+        """A reviewer in the user pool, as an administrator adds one (admin-create-user)."""
+        add_reviewer(self.client("cognito-idp"), self.reviewers, email, password)
+
+    def sign_in(self, email: str, password: str) -> str:
+        """The reviewer's ID token (the review routes' Authorization header)."""
+        return sign_in(self.client("cognito-idp"), self.reviewers, email, password)
+
+    def review_page_url(self) -> str:
+        """The review page on the API's origin, told where to sign in."""
+        pool = self.reviewers
+        return f"{self.api.url}/review/?client={pool.client_id}&cognito={pool.endpoint}"
+
     def client(self, service: str) -> Any:
         return self.aws.client(service)
 
@@ -195,13 +222,15 @@ def silenced(handler: Handler) -> Handler:
 
 
 def web_mounts(model_dir: Path) -> list[StaticMount]:
-    """The browser demo on the API's origin: the page at /, its module, onnxruntime-web and the model."""
+    """The browser pages on the API's origin: the demo at / (its module, onnxruntime-web and the model), and
+    the review page at /review/."""
     return [
         StaticMount("/", WEB_DIR / "demo", index="index.html"),
         StaticMount("/demo/", WEB_DIR / "demo"),
         StaticMount("/src/", WEB_DIR / "src"),
         StaticMount("/ort/", WEB_DIR / "node_modules" / "onnxruntime-web" / "dist"),
         StaticMount("/model/", model_dir),
+        StaticMount("/review/", WEB_DIR / "review", index="index.html", isolated=False),
     ]
 
 
@@ -228,7 +257,8 @@ def local_stack(
     template = load_template()
     model_dir = model_dir or default_model_dir()
     score_app, upload_app = load_function("score_features"), load_function("classify_upload")
-    levels = [(app.logger, app.logger.log_level) for app in (score_app, upload_app)]
+    review_app = load_function("review_labels")
+    levels = [(app.logger, app.logger.log_level) for app in (score_app, upload_app, review_app)]
     if quiet:
         # Powertools' log handler holds the real stdout, so redirecting it (``silenced``) is not enough.
         for logger, _ in levels:
@@ -283,6 +313,12 @@ def local_stack(
             "UPLOAD_BUCKET": UPLOAD_BUCKET,
             **(extra_env or {}),
         }
+        review_env = {
+            **function_environment(template, "ReviewLabelsFunction"),
+            **stack_values,
+            "UPLOAD_BUCKET": UPLOAD_BUCKET,
+            **(extra_env or {}),
+        }
         evaluate_env = {
             **function_environment(template, "EvaluateHeadsFunction"),
             **stack_values,
@@ -322,13 +358,21 @@ def local_stack(
             upload_app.create_handler,
             quiet=quiet,
         )
+        review = ExecutionEnvironment(
+            lambda: build_review_function(load_settings(ReviewSettings, review_env), aws.clients()),
+            review_app.create_handler,
+            quiet=quiet,
+        )
+        reviewers = create_reviewer_pool(aws.client("cognito-idp"), aws.endpoint, REGION)
+        verifier = TokenVerifier(reviewers, frozenset({reviewers.client_id}))
         api_key = api_key or secrets.token_urlsafe(24)
         api = LocalApi(
-            score,
-            api_routes(template, "ScoreFeaturesFunction"),
+            {"ScoreFeaturesFunction": score, "ReviewLabelsFunction": review},
+            api_routes(template, "ScoreFeaturesFunction") + api_routes(template, "ReviewLabelsFunction"),
             api_key=api_key,
             port=api_port,
             static=web_mounts(model_dir),
+            authorizers={"ReviewerPool": verifier.claims},
         ).start()
         states = LocalStatesApi(jobs, STATE_MACHINES).start()
         invoker = AsyncInvoker(
@@ -353,6 +397,8 @@ def local_stack(
                 uploads=LocalUploads(s3, UPLOAD_BUCKET, invoker.invoke),
                 score=score,
                 upload=upload,
+                review=review,
+                reviewers=reviewers,
                 upload_env=upload_env,
                 results=ResultsStore(TABLE, dynamodb),
                 jobs=jobs,

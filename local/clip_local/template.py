@@ -36,15 +36,20 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     return template
 
 
-def gateway_responses(template: dict[str, Any]) -> dict[str, tuple[int, bytes]]:
+def gateway_responses(template: dict[str, Any]) -> dict[str, tuple[int, dict[str, str], bytes]]:
     """API Gateway's own answers as the template configures them (``ScoreApi.GatewayResponses``): response
-    type → (status, JSON body). The defaults, which need API Gateway's ``$context``, are left out."""
+    type → (status, headers, JSON body). The defaults, which need API Gateway's ``$context``, are left out.
+    Header values are static mapping expressions (``"'*'"``): the quoted string is the value."""
     configured = resource(template, "ScoreApi")["Properties"].get("GatewayResponses", {})
     answers = {}
     for kind, spec in configured.items():
         body = spec.get("ResponseTemplates", {}).get("application/json", "")
         if "StatusCode" in spec and "$context" not in body:
-            answers[kind] = (int(spec["StatusCode"]), body.encode())
+            headers = {
+                name: value.strip("'")
+                for name, value in spec.get("ResponseParameters", {}).get("Headers", {}).items()
+            }
+            answers[kind] = (int(spec["StatusCode"]), headers, body.encode())
     return answers
 
 
@@ -108,7 +113,7 @@ def create_queue(client: SQSClient, queue_name: str, *, logical_id: str = "Uploa
 
 def api_routes(template: dict[str, Any], function_logical_id: str) -> list[Route]:
     """Every Api event of a function as a route, with its API-key requirement (the event's
-    ``Auth.ApiKeyRequired``, else the API's)."""
+    ``Auth.ApiKeyRequired``, else the API's) and its authorizer (the event's ``Auth.Authorizer``)."""
     events = resource(template, function_logical_id)["Properties"].get("Events", {})
     routes = []
     for event in events.values():
@@ -118,7 +123,18 @@ def api_routes(template: dict[str, Any], function_logical_id: str) -> list[Route
         api = resource(template, props["RestApiId"]["Ref"])["Properties"]
         default = bool(api.get("Auth", {}).get("ApiKeyRequired", False))
         required = bool(props.get("Auth", {}).get("ApiKeyRequired", default))
-        routes.append(Route.of(props["Method"].upper(), props["Path"], api_key_required=required))
+        authorizer = props.get("Auth", {}).get("Authorizer")
+        if authorizer is not None and authorizer not in api.get("Auth", {}).get("Authorizers", {}):
+            raise ValueError(f"{function_logical_id}: authorizer {authorizer} is not one of the API's")
+        routes.append(
+            Route.of(
+                props["Method"].upper(),
+                props["Path"],
+                api_key_required=required,
+                function=function_logical_id,
+                authorizer=authorizer,
+            )
+        )
     return routes
 
 

@@ -220,10 +220,10 @@ def test_a_page_on_another_origin_works_where_cors_allows_it(
     stack: LocalStack, page_origin: int, tmp_path: Path
 ) -> None:
     allowed = LocalApi(
-        lambda e, c: {}, [], api_key=None, port=page_origin, static=web_mounts(stack.model_dir)
+        {}, [], api_key=None, port=page_origin, static=web_mounts(stack.model_dir)
     ).start()
     other = LocalApi(
-        lambda e, c: {}, [], api_key=None, port=free_port(), static=web_mounts(stack.model_dir)
+        {}, [], api_key=None, port=free_port(), static=web_mounts(stack.model_dir)
     ).start()
     try:
         api = f"{stack.api.url}/api"

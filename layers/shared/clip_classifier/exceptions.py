@@ -135,6 +135,12 @@ class LabelError(ClassifierError):
     code = "label_invalid"
 
 
+class NotSignedInError(ClassifierError):
+    """A reviewers' request without a verified identity (API Gateway's authorizer passes none): refused."""
+
+    code = "unauthorized"
+
+
 class InvalidCursorError(ClassifierError):
     """A review-queue cursor this API did not hand out (or for another page order)."""
 

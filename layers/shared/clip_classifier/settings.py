@@ -71,6 +71,24 @@ class ScoreSettings(FunctionSettings):
         return _split(value)
 
 
+class ReviewSettings(FunctionSettings):
+    """The reviewers' API (zip function): the review queue and people's labels."""
+
+    #: The upload bucket: queued uploads get presigned links to their image there, and nowhere else.
+    upload_bucket: str = Field(min_length=3)
+    image_link_seconds: int = Field(default=300, ge=60, le=3600)
+    cors_allow_origins: CommaSeparated = ()
+    #: The EventBridge bus labels are announced on (``PublishEvents=true``); empty: none.
+    event_bus_name: str = ""
+    #: As the upload function's: a withdrawn label sends a sampled confident result back to the queue.
+    review_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        return _split(value)
+
+
 class UploadSettings(FunctionSettings):
     """The S3 upload classifier (container image). The manifest is read from beside the model."""
 

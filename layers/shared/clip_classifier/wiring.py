@@ -19,6 +19,7 @@ from clip_classifier.settings import (
     EvaluateSettings,
     FunctionSettings,
     RescoreSettings,
+    ReviewSettings,
     ScoreSettings,
     UploadSettings,
 )
@@ -26,6 +27,7 @@ from clip_classifier.storage.results_table import ResultsStore
 from clip_classifier.storage.weights_object import weights_cache_for
 
 if TYPE_CHECKING:
+    from clip_classifier.api.review import ReviewService
     from clip_classifier.api.scoring import ScoringService
     from clip_classifier.events.bridge import EventBridgePublisher
     from clip_classifier.jobs.backfill import BackfillService
@@ -68,6 +70,35 @@ def build_score_function(settings: ScoreSettings, clients: AwsClients) -> ScoreF
         embedder=describe_embedder(manifest),
     )
     return ScoreFunction(settings, service)
+
+
+@dataclass(frozen=True)
+class ReviewFunction:
+    settings: ReviewSettings
+    service: ReviewService
+
+
+def build_review_function(settings: ReviewSettings, clients: AwsClients) -> ReviewFunction:
+    """The reviewers' API's dependencies. The active head (its classes are the labels a person may give) is
+    loaded at the first request that needs it; no embedder check: this function never scores."""
+    from clip_classifier.api.review import ReviewService
+    from clip_classifier.storage.image_links import S3ImageLinks
+    from clip_classifier.storage.result_item import utc_now
+
+    service = ReviewService(
+        store=ResultsStore(settings.results_table, clients.dynamodb),
+        head=weights_cache_for(
+            settings.weights_uri,
+            s3=clients.s3,
+            cache_dir=settings.cache_dir,
+            refresh_seconds=settings.weights_refresh_seconds,
+        ),
+        links=S3ImageLinks(clients.s3, settings.upload_bucket, expires_seconds=settings.image_link_seconds),
+        clock=utc_now,
+        events=events_for(settings.event_bus_name, clients),
+        review_sample_rate=settings.review_sample_rate,
+    )
+    return ReviewFunction(settings, service)
 
 
 @dataclass(frozen=True)
