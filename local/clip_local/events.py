@@ -25,13 +25,37 @@ def sample_features(seed: int, dim: int = FEATURE_DIM) -> list[float]:
     return [round(rng.gauss(0.0, 0.05), 6) for _ in range(dim)]
 
 
-def _api(method: str, resource: str, path: str, body: Any = None) -> dict[str, Any]:
-    headers = {"x-api-key": "local-dev-key", "host": "localhost"}
+#: The claims API Gateway's Cognito authorizer passes for a signed-in reviewer (the token itself is not sent
+#: on to the function's event files: a real one would expire).
+REVIEWER_CLAIMS = {
+    "sub": "5f0c3e1a-0000-4000-8000-000000000001",
+    "email": "reviewer@example.com",
+    "email_verified": "true",
+    "cognito:username": "5f0c3e1a-0000-4000-8000-000000000001",
+    "token_use": "id",
+    "aud": "exampleclientid0000000000",
+    "iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_EXAMPLE",
+}
+
+
+def _api(
+    method: str,
+    resource: str,
+    path: str,
+    body: Any = None,
+    *,
+    query: str = "",
+    claims: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    credential = (
+        ("x-api-key", "local-dev-key") if claims is None else ("authorization", "<a reviewer's ID token>")
+    )
+    headers = {credential[0]: credential[1], "host": "localhost"}
     raw = b""
     if body is not None:
         headers["content-type"] = "application/json"
         raw = json.dumps(body, separators=(",", ":")).encode()
-    event = build_event(method, Route.of(method, resource), path, headers, raw)
+    event = build_event(method, Route.of(method, resource), path, headers, raw, query, claims=claims)
     # Fixed ids so the files are stable.
     event["requestContext"]["requestId"] = "00000000-0000-0000-0000-000000000000"
     event["requestContext"]["requestTimeEpoch"] = 1767225600000
@@ -100,6 +124,23 @@ def all_events() -> dict[str, dict[str, Any]]:
             "GET", "/v1/classifications/{pictureId}", "/v1/classifications/sample-001"
         ),
         "api_get_model.json": _api("GET", "/v1/model", "/v1/model"),
+        # The reviewers' routes, as API Gateway passes them after the Cognito authorizer let them in.
+        "api_review_queue.json": _api(
+            "GET", "/v1/review", "/v1/review", query="limit=20", claims=REVIEWER_CLAIMS
+        ),
+        "api_put_label.json": _api(
+            "PUT",
+            "/v1/classifications/{pictureId}/label",
+            "/v1/classifications/sample-001/label",
+            {"label": "pet"},
+            claims=REVIEWER_CLAIMS,
+        ),
+        "api_delete_label.json": _api(
+            "DELETE",
+            "/v1/classifications/{pictureId}/label",
+            "/v1/classifications/sample-001/label",
+            claims=REVIEWER_CLAIMS,
+        ),
         "s3_object_created.json": {
             "Records": [
                 s3_event(

@@ -219,12 +219,8 @@ def test_on_a_phone_the_page_fits_shows_progress_the_top_3_first_and_says_what_i
 def test_a_page_on_another_origin_works_where_cors_allows_it(
     stack: LocalStack, page_origin: int, tmp_path: Path
 ) -> None:
-    allowed = LocalApi(
-        {}, [], api_key=None, port=page_origin, static=web_mounts(stack.model_dir)
-    ).start()
-    other = LocalApi(
-        {}, [], api_key=None, port=free_port(), static=web_mounts(stack.model_dir)
-    ).start()
+    allowed = LocalApi({}, [], api_key=None, port=page_origin, static=web_mounts(stack.model_dir)).start()
+    other = LocalApi({}, [], api_key=None, port=free_port(), static=web_mounts(stack.model_dir)).start()
     try:
         api = f"{stack.api.url}/api"
         runs = drive(

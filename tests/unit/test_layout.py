@@ -32,7 +32,7 @@ ALLOWED: dict[str, set[str]] = {
     #: What the stack announces (EventBridge): messages about stored results, and the bus adapter.
     "events": {"exceptions", "aws", "camel", "head", "storage"},
     "ports": {"head", "ingest", "storage", "events"},
-    "api": {"exceptions", "arrays", "limits", "camel", "head", "model", "storage", "ports"},
+    "api": {"exceptions", "arrays", "limits", "camel", "head", "model", "storage", "ports", "events"},
     "jobs": {
         "exceptions",
         "arrays",

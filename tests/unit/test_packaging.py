@@ -154,6 +154,7 @@ ZIP_FUNCTIONS = {
     "score_features": "ScoreFeaturesFunction",
     "rescore_results": "RescoreResultsFunction",
     "evaluate_heads": "EvaluateHeadsFunction",
+    "review_labels": "ReviewLabelsFunction",
 }
 
 
@@ -178,7 +179,12 @@ sys.meta_path.insert(0, Block())
 
 
 @pytest.mark.parametrize(
-    "tests", ["tests/unit/functions/test_score_features.py", "tests/unit/functions/test_evaluate_heads.py"]
+    "tests",
+    [
+        "tests/unit/functions/test_score_features.py",
+        "tests/unit/functions/test_evaluate_heads.py",
+        "tests/unit/functions/test_review_labels.py",
+    ],
 )
 def test_the_zip_functions_run_without_the_image_only_packages(tests: str) -> None:
     result = subprocess.run(
@@ -293,7 +299,24 @@ def test_each_lock_pins_what_pyproject_declares_with_hashes(
     assert "torch" not in pins
 
 
-@pytest.mark.parametrize("folder", sorted(ZIP_FUNCTIONS))
+#: The zip functions that read the embedder's manifest (the review function never scores: it has none).
+SCORING_ZIP_FUNCTIONS = sorted(set(ZIP_FUNCTIONS) - {"review_labels"})
+
+
+def test_sam_build_of_the_review_function_ships_its_handler_alone(tmp_path: Path) -> None:
+    from clip_local.template import function_environment, load_template
+
+    subprocess.run(
+        ["make", "-s", "-f", str(REPO_ROOT / "functions" / "review_labels" / "Makefile"),
+         "build-ReviewLabelsFunction", f"ARTIFACTS_DIR={tmp_path}"],
+        cwd=tmp_path, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    assert [p.name for p in tmp_path.iterdir()] == ["app.py"]
+    assert (tmp_path / "app.py").read_bytes() == (REPO_ROOT / "functions/review_labels/app.py").read_bytes()
+    assert "EMBEDDER_MANIFEST" not in function_environment(load_template(), "ReviewLabelsFunction")
+
+
+@pytest.mark.parametrize("folder", SCORING_ZIP_FUNCTIONS)
 def test_sam_build_of_each_zip_function_ships_the_embedder_manifest(tmp_path: Path, folder: str) -> None:
     """functions/<name>/Makefile (BuildMethod makefile) run as ``sam build`` runs it: the artifact holds the
     handler and the model's manifest where the template's EMBEDDER_MANIFEST points."""

@@ -21,6 +21,14 @@ EXPECTED_ACTIONS = {
         "ResultsReadWrite": {"dynamodb:GetItem", "dynamodb:PutItem"},
         "ReadHeadWeights": {"s3:GetObject"},
     },
+    # Signed-in reviewers (Cognito): the queue's index, labels on existing results, links to uploads.
+    "ReviewLabelsFunction": {
+        "ReadReviewQueue": {"dynamodb:Query"},
+        "LabelResults": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        "ReadHeadWeights": {"s3:GetObject"},
+        "LinkQueuedUploads": {"s3:GetObject", "s3:GetObjectVersion"},
+        "AnnounceLabels": {"events:PutEvents"},
+    },
     "ClassifyUploadFunction": {
         "ReadUploadsUnderPrefix": {"s3:GetObject", "s3:GetObjectVersion"},
         "WriteResults": {"dynamodb:PutItem"},
@@ -84,6 +92,8 @@ EXPECTED_ACTIONS = {
 CALL_TO_ACTION = {
     "head_object": "s3:GetObject",
     "get_object": "s3:GetObject",
+    # A presigned GET is made locally; whoever opens it acts with the signer's s3:GetObject(Version).
+    "generate_presigned_url": "s3:GetObject",
     "put_item": "dynamodb:PutItem",
     "get_item": "dynamodb:GetItem",
     # IAM authorises each action inside a transaction; the API's transactions only Put.
@@ -174,22 +184,62 @@ def test_table_queue_and_api_protections() -> None:
     assert "Throttle" in auth["UsagePlan"] and "Quota" in auth["UsagePlan"]
 
 
-def test_every_api_route_requires_the_key_and_only_preflights_do_not() -> None:
-    keyed, open_ = 0, 0
+#: The reviewers' routes: a person's Cognito ID token, never the scoring key.
+REVIEW_ROUTES = {
+    ("GET", "/v1/review"),
+    ("PUT", "/v1/classifications/{pictureId}/label"),
+    ("DELETE", "/v1/classifications/{pictureId}/label"),
+}
+
+
+def test_every_api_route_requires_the_key_or_a_reviewer_and_only_preflights_neither() -> None:
+    keyed, reviewers, open_ = set(), set(), 0
     for logical_id, res in RESOURCES.items():
         for event in res.get("Properties", {}).get("Events", {}).values():
             if event["Type"] != "Api":
                 continue
             props = event["Properties"]
+            auth = props.get("Auth", {})
+            route = (props["Method"].upper(), props["Path"])
             assert props["RestApiId"] == {"Ref": "ScoreApi"}, logical_id
-            if props.get("Auth", {}).get("ApiKeyRequired", True) is True:
-                keyed += 1
+            if auth.get("ApiKeyRequired", True) is True:
+                assert "Authorizer" not in auth, route
+                keyed.add(route)
+            elif auth.get("Authorizer") == "ReviewerPool":
+                assert logical_id == "ReviewLabelsFunction", route
+                reviewers.add(route)
             else:  # a CORS preflight: the function answers it with headers only, never data
                 assert props["Method"] == "OPTIONS", (logical_id, props)
                 open_ += 1
-    assert keyed == 3 and open_ == 3
+    assert keyed == {("POST", "/v1/scores"), ("GET", "/v1/classifications/{pictureId}"), ("GET", "/v1/model")}
+    assert reviewers == REVIEW_ROUTES and open_ == 5
+    api = RESOURCES["ScoreApi"]["Properties"]["Auth"]
+    assert "DefaultAuthorizer" not in api  # no route gets the authorizer without naming it
+    assert api["Authorizers"] == {
+        "ReviewerPool": {
+            "UserPoolArn": {"Fn::GetAtt": ["ReviewerUserPool", "Arn"]},
+            "Identity": {"Header": "Authorization"},
+        }
+    }
     document = (REPO_ROOT / "infra" / "openapi.json").read_text()
     assert '"security": [' in document and '"x-api-key"' in document
+
+
+def test_reviewers_are_invited_people_with_short_lived_tokens() -> None:
+    pool = RESOURCES["ReviewerUserPool"]["Properties"]
+    assert pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True  # nobody signs themselves up
+    policy = pool["Policies"]["PasswordPolicy"]
+    assert policy["MinimumLength"] >= 12 and policy["RequireNumbers"] and policy["RequireUppercase"]
+    client = RESOURCES["ReviewerUserPoolClient"]["Properties"]
+    assert client["GenerateSecret"] is False  # a page cannot keep one
+    assert client["PreventUserExistenceErrors"] == "ENABLED"
+    assert client["IdTokenValidity"] <= 60 and client["TokenValidityUnits"]["IdToken"] == "minutes"
+    review = {s["Sid"]: s["Resource"] for s in statements("ReviewLabelsFunction")}
+    assert review["ReadReviewQueue"] == {"Fn::Sub": "${ResultsTable.Arn}/index/ReviewQueue"}
+    assert review["LabelResults"] == {"Fn::GetAtt": ["ResultsTable", "Arn"]}
+    assert review["LinkQueuedUploads"] == {"Fn::Sub": "${UploadBucket.Arn}/${UploadPrefix}*"}
+    unauthorized = RESOURCES["ScoreApi"]["Properties"]["GatewayResponses"]["UNAUTHORIZED"]
+    assert unauthorized["StatusCode"] == 401
 
 
 def test_checkov_skips_all_say_why() -> None:

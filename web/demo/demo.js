@@ -11,6 +11,7 @@
 
 import { ApiError, ClassifierApi } from "../src/api.js";
 import { Embedder, ModelLoadError, UnsupportedImageError } from "../src/embedder.js";
+import { percent } from "../src/formats.js";
 import { apiOrigin, chooseApi, KeyStore } from "../src/keys.js";
 
 const params = new URLSearchParams(location.search);
@@ -130,11 +131,6 @@ function element(tag, className, text) {
   if (className) node.className = className;
   if (text !== undefined) node.textContent = text;
   return node;
-}
-
-/** One way to show a probability everywhere on the page (the headline, the bars): "8.8 %", "<0.1 %". */
-function percent(/** @type {number} */ p) {
-  return p > 0 && p < 0.0005 ? "<0.1 %" : `${(p * 100).toFixed(1)} %`;
 }
 
 /** How many labels are shown before the rest is folded (the API's `top` has as many). */

@@ -29,3 +29,8 @@ export function claimedExtension(/** @type {string} */ name) {
   const dot = name.lastIndexOf(".");
   return dot > 0 ? name.slice(dot + 1).toLowerCase() : "";
 }
+
+/** A probability as the pages show it everywhere: "8.8 %" (one decimal), "<0.1 %" for a tiny non-zero one. */
+export function percent(/** @type {number} */ p) {
+  return p > 0 && p < 0.0005 ? "<0.1 %" : `${(p * 100).toFixed(1)} %`;
+}

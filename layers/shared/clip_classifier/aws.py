@@ -31,6 +31,10 @@ CLIENT_CONFIG = Config(
     read_timeout=10,
 )
 
+#: S3 requests are SigV4 either way; this makes presigned links (the review queue's images) SigV4 too, where
+#: botocore would sign them with the deprecated SigV2, which newer regions refuse.
+S3_CLIENT_CONFIG = CLIENT_CONFIG.merge(Config(signature_version="s3v4"))
+
 #: What botocore raises for a failed call; adapters catch exactly these and map them with :func:`aws_error`.
 AWS_ERRORS = (ClientError, BotoCoreError)
 
@@ -63,9 +67,10 @@ def session_client(service: str, *, session: Any = None, **kwargs: Any) -> Any:
     (a boto3 ``Session``, or a botocore one) or, by default, botocore's for the environment's credentials."""
     if session is None:
         session = botocore.session.get_session()
+    config = S3_CLIENT_CONFIG if service == "s3" else CLIENT_CONFIG
     if isinstance(session, botocore.session.Session):
-        return session.create_client(service, config=CLIENT_CONFIG, **kwargs)
-    return session.client(service, config=CLIENT_CONFIG, **kwargs)
+        return session.create_client(service, config=config, **kwargs)
+    return session.client(service, config=config, **kwargs)
 
 
 @dataclass(frozen=True)
