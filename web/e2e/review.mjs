@@ -55,7 +55,9 @@ try {
     }
     await idle();
   }
-  // Every image a card shows has loaded (the presigned links work from the page's origin).
+  // Every image a card shows has loaded (the presigned links work from the page's origin); they load lazily,
+  // so each card is scrolled to first.
+  for (const card of await page.locator(".card").all()) await card.scrollIntoViewIfNeeded();
   await page.waitForFunction(() => Array.from(document.querySelectorAll(".card img")).every((img) => /** @type {HTMLImageElement} */ (img).complete), null, { timeout: 30_000 });
   const brokenImages = await page.$$eval(".card img", (imgs) => imgs.filter((img) => /** @type {HTMLImageElement} */ (img).naturalWidth === 0).length);
   const review = await page.evaluate(() => {
