@@ -18,6 +18,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -155,6 +156,26 @@ def create_resolver(
         return result
 
     return app
+
+
+def _unavailable() -> ReviewFunction:
+    raise RuntimeError("the OpenAPI document's resolver never serves requests")
+
+
+def openapi_document() -> str:
+    """The reviewers' routes as an OpenAPI document (committed as infra/openapi-review.json; a test keeps it
+    in step)."""
+    return create_resolver(_unavailable).get_openapi_json_schema(
+        title="CLIP classifier review API",
+        version="1",
+        description="The review queue and people's labels, for reviewers signed in to the stack's Cognito "
+        "user pool: the Authorization header carries their ID token (API Gateway checks it; the scoring "
+        "API key is not accepted). 401: no token, or a forged or expired one.",
+        security_schemes={
+            "cognitoIdToken": APIKey.model_validate({"name": "Authorization", "in": APIKeyIn.header})
+        },
+        security=[{"cognitoIdToken": []}],
+    )
 
 
 def create_handler(function: ReviewFunction) -> Handler:

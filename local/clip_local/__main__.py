@@ -29,6 +29,7 @@ from clip_classifier.model.manifest import load_manifest
 from clip_classifier.storage.picture_id import picture_id_for_key
 from clip_classifier.storage.result_item import ClassificationItem
 
+from .cognito import LOCAL_REVIEWER, new_password
 from .heads import reseeded_head
 from .jobs import BACKFILL, RESCORE, JobSummary
 from .paths import EXAMPLE_WEIGHTS, REPO_ROOT, WEB_DIR, default_model_dir
@@ -327,6 +328,11 @@ def _main(argv: list[str] | None, written: list[tuple[Path, str]]) -> int:
             f"browser demo: {url}/#key={stack.api_key}"
             + ("" if web_ready() else "   (run 'make local' to install it)")
         )
+        # The reviewers' side: a person in the user pool (moto's Cognito), and the page that signs them in.
+        password = new_password()
+        stack.add_reviewer(LOCAL_REVIEWER, password)
+        print(f"review page: {stack.review_page_url()}")
+        print(f"  sign in as {LOCAL_REVIEWER} / {password}   (a local user of moto's Cognito, made for this run)")
         print(f"  curl -s -H 'x-api-key: {stack.api_key}' {url}/api/v1/model")
         print(f"  curl -s -H 'x-api-key: {stack.api_key}' {url}/api/v1/classifications/landscape_rgb.jpg")
         print(

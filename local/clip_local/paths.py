@@ -8,6 +8,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO_ROOT / "template.yaml"
 EVENTS_DIR = REPO_ROOT / "infra" / "events"
 OPENAPI_DOCUMENT = REPO_ROOT / "infra" / "openapi.json"
+#: The reviewers' routes (Cognito ID token, not the API key).
+REVIEW_OPENAPI_DOCUMENT = REPO_ROOT / "infra" / "openapi-review.json"
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 EXAMPLE_WEIGHTS = REPO_ROOT / "weights" / "example" / "example_head.json"
 TINY_MODEL_DIR = REPO_ROOT / "weights" / "models" / "tiny"

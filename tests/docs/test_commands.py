@@ -86,7 +86,7 @@ def aws_model(service: str) -> object:
 def test_aws_cli_operations_and_parameters_exist(command: Command) -> None:
     """Each ``aws SERVICE OPERATION --param`` names an operation and parameters of botocore's model."""
     for service, operation, rest in re.findall(
-        r"aws ([a-z0-9]+) ?([a-z-]*)((?: --?[\w-]+(?: [^\s-][^\s]*)?)*)", command.words
+        r"aws ([a-z0-9][a-z0-9-]*) ?([a-z-]*)((?: --?[\w-]+(?: [^\s-][^\s]*)?)*)", command.words
     ):
         if (service, operation) in AWS_CUSTOM or (service, "") in AWS_CUSTOM:
             continue

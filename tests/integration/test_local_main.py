@@ -4,6 +4,7 @@ the table (``make local`` runs exactly this, without ``--once``)."""
 from __future__ import annotations
 
 import socket
+import re
 import subprocess
 import sys
 
@@ -50,6 +51,12 @@ def test_local_run_classifies_the_folder_and_prints_a_clean_table() -> None:
     assert all(row[1] == "classified" for row in rows), rows
     assert "dead-lettered events: 0" in out
     assert f"{len(rows)}/{len(rows)} done" in result.stderr  # the progress bar
+    # The reviewers' page, told where to sign in, and a reviewer made for this run (a password of the
+    # template's policy: 12+ characters with upper, lower and digits).
+    review = re.search(r"review page: (http://127\.0\.0\.1:\d+/review/\?client=\w+&cognito=http://\S+)", out)
+    login = re.search(r"sign in as reviewer@example\.com / (\S+)", out)
+    assert review and login, out
+    assert len(login[1]) >= 12 and re.search("[A-Z]", login[1]) and re.search("[0-9]", login[1])
     # Quiet by default: no JSON logs or EMF blobs around the progress bar and the table.
     for stream in (out, result.stderr):
         assert '"_aws"' not in stream and '"level"' not in stream

@@ -27,7 +27,7 @@ from clip_classifier.wiring import build_review_function
 from clip_local.apigw import LambdaContext, Route, build_event
 from clip_local.events import REVIEWER_CLAIMS
 from clip_local.handlers import load_function
-from clip_local.paths import EXAMPLE_WEIGHTS
+from clip_local.paths import EXAMPLE_WEIGHTS, REVIEW_OPENAPI_DOCUMENT
 from clip_local.template import create_bucket
 from tests.conftest import TABLE, function_env
 from tests.helpers import event_bus_queue, load_event, predict_one
@@ -142,6 +142,13 @@ def whole_queue(api: ReviewApi, limit: int = 7) -> list[dict[str, Any]]:
         cursor = page["cursor"]
         if cursor is None:
             return items
+
+
+def test_committed_openapi_document_is_current() -> None:
+    generated = json.loads(load_function("review_labels").openapi_document())
+    assert generated == json.loads(REVIEW_OPENAPI_DOCUMENT.read_text()), "run: python -m clip_local.openapi"
+    assert set(generated["paths"]) == {"/v1/review", "/v1/classifications/{pictureId}/label"}
+    assert generated["security"] == [{"cognitoIdToken": []}]
 
 
 def test_the_committed_review_events_drive_the_handler(
