@@ -73,6 +73,7 @@ lint: install
 	$(VENV)/bin/mypy functions/backfill_batch/app.py
 	$(VENV)/bin/mypy functions/rescore_results/app.py
 	$(VENV)/bin/mypy functions/evaluate_heads/app.py
+	$(VENV)/bin/mypy functions/review_labels/app.py
 	$(VENV)/bin/mypy weights/export_mlp_weights.py weights/export_clip_onnx.py weights/zero_shot_head.py weights/train_head.py weights/clip_export bench/
 	$(VENV)/bin/cfn-lint template.yaml
 	cd web && npm run --silent typecheck

@@ -332,7 +332,9 @@ def _main(argv: list[str] | None, written: list[tuple[Path, str]]) -> int:
         password = new_password()
         stack.add_reviewer(LOCAL_REVIEWER, password)
         print(f"review page: {stack.review_page_url()}")
-        print(f"  sign in as {LOCAL_REVIEWER} / {password}   (a local user of moto's Cognito, made for this run)")
+        print(
+            f"  sign in as {LOCAL_REVIEWER} / {password}   (a local user of moto's Cognito, made for this run)"
+        )
         print(f"  curl -s -H 'x-api-key: {stack.api_key}' {url}/api/v1/model")
         print(f"  curl -s -H 'x-api-key: {stack.api_key}' {url}/api/v1/classifications/landscape_rgb.jpg")
         print(

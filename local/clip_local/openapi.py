@@ -10,7 +10,10 @@ from .paths import OPENAPI_DOCUMENT, REPO_ROOT, REVIEW_OPENAPI_DOCUMENT
 
 
 def main() -> int:
-    for function, target in (("score_features", OPENAPI_DOCUMENT), ("review_labels", REVIEW_OPENAPI_DOCUMENT)):
+    for function, target in (
+        ("score_features", OPENAPI_DOCUMENT),
+        ("review_labels", REVIEW_OPENAPI_DOCUMENT),
+    ):
         document = json.loads(load_function(function).openapi_document())
         target.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {target.relative_to(REPO_ROOT)}")

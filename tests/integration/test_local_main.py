@@ -3,8 +3,8 @@ the table (``make local`` runs exactly this, without ``--once``)."""
 
 from __future__ import annotations
 
-import socket
 import re
+import socket
 import subprocess
 import sys
 
