@@ -68,6 +68,7 @@ def create_reviewer_pool(
         GenerateSecret=bool(app["GenerateSecret"]),
         ExplicitAuthFlows=app["ExplicitAuthFlows"],
         PreventUserExistenceErrors=app["PreventUserExistenceErrors"],
+        WriteAttributes=app["WriteAttributes"],
     )["UserPoolClient"]["ClientId"]
     return ReviewerPool(pool_id, client_id, endpoint, region)
 

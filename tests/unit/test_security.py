@@ -233,6 +233,7 @@ def test_reviewers_are_invited_people_with_short_lived_tokens() -> None:
     client = RESOURCES["ReviewerUserPoolClient"]["Properties"]
     assert client["GenerateSecret"] is False  # a page cannot keep one
     assert client["PreventUserExistenceErrors"] == "ENABLED"
+    assert "email" not in client["WriteAttributes"]  # labeledBy names the reviewer by it
     assert client["IdTokenValidity"] <= 60 and client["TokenValidityUnits"]["IdToken"] == "minutes"
     review = {s["Sid"]: s["Resource"] for s in statements("ReviewLabelsFunction")}
     assert review["ReadReviewQueue"] == {"Fn::Sub": "${ResultsTable.Arn}/index/ReviewQueue"}
