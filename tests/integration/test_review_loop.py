@@ -373,13 +373,22 @@ def test_export_train_evaluate_activate_rescore_keeps_every_label(
     npz = tmp_path / "labels.npz"
     exported = cli_json(outputs, "labels", "export", "--out", str(npz))
     assert exported["items"] == len(labelled)
+    # The trainer combines what people said with a folder of images per class (named as the labels).
+    folders = tmp_path / "more"
+    for k, kind in enumerate(KINDS):
+        (folders / truth(head, kind)).mkdir(parents=True)
+        for i in range(8):
+            (folders / truth(head, kind) / f"{kind}-{i}.png").write_bytes(picture(kind, 50_000 + 100 * k + i))
     candidate = tmp_path / "candidate.json"
     trained = subprocess.run(
         [sys.executable, str(REPO_ROOT / "weights" / "train_head.py"), "--features", str(npz),
-         "--head-type", "prototype", "--model-dir", str(stack.model_dir), "--out", str(candidate), "--quiet"],
+         "--images", str(folders), "--head-type", "prototype", "--model-dir", str(stack.model_dir),
+         "--cache-dir", str(tmp_path / "cache"), "--out", str(candidate), "--quiet"],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr[-3000:]
+    doc = json.loads(candidate.read_text())
+    assert doc["classes"] == sorted(truth(head, kind) for kind in KINDS)
     version = cli_json(outputs, "heads", "add", str(candidate))["head"]["version"]
     report = cli_json(outputs, "heads", "evaluate", version[:12])["report"]
     people = report["labelled"]
