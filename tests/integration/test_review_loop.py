@@ -367,7 +367,7 @@ def test_ten_labels_through_the_review_page(
 def test_export_train_evaluate_activate_rescore_keeps_every_label(
     stack: LocalStack, outputs: Path, token: str, uploaded: dict[str, str], head: Head, tmp_path: Path
 ) -> None:
-    labelled = {pid: i.person_label for pid in uploaded if (i := stack.result(pid)) and i.person_label}
+    labelled = {pid: r.person_label for pid in uploaded if (r := stack.result(pid)) and r.person_label}
     assert len(labelled) >= 50
     assert all(label == truth(head, uploaded[pid]) for pid, label in labelled.items())
     npz = tmp_path / "labels.npz"
