@@ -115,6 +115,8 @@ def create_resolver(
         return error_response(HTTPStatus.NOT_FOUND, "no_route", f"no route {method} {app.current_event.path}")
 
     def who() -> str:
+        """The signed-in reviewer; every route asks first, so a request without one is refused before any
+        read or write, whatever route it reached."""
         return reviewer(app.current_event.request_context.authorizer.claims)
 
     @app.get(
