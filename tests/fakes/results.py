@@ -122,16 +122,17 @@ class InMemoryResultStore:
             }
         return ReviewPage(next_key=next_key, scanned=len(page), items=[i.model_copy(deep=True) for i in page])
 
-    # SET personLabel, labeledBy, labeledAt REMOVE reviewQueue, if a classified item exists
-    def set_label(self, picture_id: str, label: str, *, by: str, at: str) -> bool:
+    # SET personLabel, labeledBy, labeledAt REMOVE reviewQueue, if a classified item exists (ALL_NEW)
+    def set_label(self, picture_id: str, label: str, *, by: str, at: str) -> ClassificationItem | None:
         old = self.items.get(picture_id)
         if old is None or old.status != "classified":
             self.writes.append(("set_label", picture_id, False))
-            return False
+            return None
         updated = old.model_copy(
             update={"person_label": label, "labeled_by": by, "labeled_at": at, "review_queue": None}
         )
-        return self._write("set_label", updated, True)
+        self._write("set_label", updated, True)
+        return updated.model_copy(deep=True)
 
     # REMOVE the label (SET reviewQueue if it still needs a person), if the label is the one read
     def clear_label(self, item: ClassificationItem, *, review_sample_rate: float = 0.0) -> bool:

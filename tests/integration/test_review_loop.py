@@ -193,6 +193,7 @@ def test_the_queue_over_http_holds_exactly_the_ambiguous_uploads_most_uncertain_
         (i for i in items.values() if i is not None and i.ambiguous),
         key=lambda i: (i.review_margin, i.picture_id),
     )
+    print(f"{len(ambiguous)} of {len(items)} uploads ambiguous")
     assert 70 <= len(ambiguous) <= 100  # the guard's 40 % quantile of 210
     queue = whole_queue(stack, token)
     assert [q["pictureId"] for q in queue] == [i.picture_id for i in ambiguous]

@@ -103,8 +103,9 @@ class ReviewResults(Protocol):
         """Up to ``limit`` waiting results, smallest top-1/top-2 margin first, and where to continue."""
         ...
 
-    def set_label(self, picture_id: str, label: str, *, by: str, at: str) -> bool:
-        """A person's label beside a classified result (out of the queue); ``False``: no such result."""
+    def set_label(self, picture_id: str, label: str, *, by: str, at: str) -> ClassificationItem | None:
+        """A person's label beside a classified result (out of the queue): the item as written; ``None``: no
+        such result."""
         ...
 
     def clear_label(self, item: ClassificationItem, *, review_sample_rate: float = 0.0) -> bool:

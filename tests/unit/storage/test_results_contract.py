@@ -221,12 +221,13 @@ def test_the_queue_holds_the_doubtful_results_most_uncertain_first_page_by_page(
 
 def test_a_label_takes_the_result_out_of_the_queue_and_withdrawing_it_puts_it_back(store: Store) -> None:
     store.put_if_newer(doubtful_item("p", "1", (0.40, 0.38)))
-    assert store.set_label("p", "dog", by="reviewer-1", at="2026-12-04T06:00:00.000Z")
+    written = store.set_label("p", "dog", by="reviewer-1", at="2026-12-04T06:00:00.000Z")
     labelled = store.get("p")
     assert labelled is not None and labelled.person_label == "dog" and labelled.labeled_by == "reviewer-1"
+    assert written == labelled  # the write returns the item as stored: no second read needed
     assert labelled.top_label == "cat" and labelled.final_label == "dog"  # both kept, side by side
     assert queue(store) == []
-    assert not store.set_label("unknown", "dog", by="r", at="2026-12-04T06:00:00.000Z")
+    assert store.set_label("unknown", "dog", by="r", at="2026-12-04T06:00:00.000Z") is None
     assert store.clear_label(labelled)
     withdrawn = store.get("p")
     assert withdrawn is not None and withdrawn.person_label is None and withdrawn.final_label == "cat"

@@ -74,9 +74,9 @@ class ReviewService:
         :class:`~.exceptions.ResultNotFoundError` a picture with no classified result."""
         stored = check_label(label, self.head.get().classes)
         at = self.clock()
-        if not self.store.set_label(picture_id, stored, by=by, at=at):
+        item = self.store.set_label(picture_id, stored, by=by, at=at)
+        if item is None:
             raise ResultNotFoundError(f"no classified result for pictureId '{picture_id}'")
-        item = self.store.get(picture_id)
         unpublished = 0
         if self.events is not None:
             unpublished = self.events.publish(
@@ -84,7 +84,7 @@ class ReviewService:
                     LabelAdded(
                         picture_id=picture_id,
                         label=stored,
-                        machine_label=item.top_label if item else None,
+                        machine_label=item.top_label,
                         labeled_by=by,
                         labeled_at=at,
                     )
@@ -94,7 +94,7 @@ class ReviewService:
             picture_id=picture_id,
             person_label=stored,
             labeled_at=at,
-            top_label=item.top_label if item else None,
+            top_label=item.top_label,
             final_label=stored,
             queued=False,
         )

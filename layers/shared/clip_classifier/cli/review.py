@@ -87,17 +87,17 @@ def review_list(reviewer: Reviewer, *, limit: int, cursor: str | None) -> Output
 def label_picture(reviewer: Reviewer, picture_id: str, label: str) -> Output:
     stored = check_label(label, reviewer.active_classes())
     at = reviewer.clock()
-    if not reviewer.store.set_label(picture_id, stored, by=reviewer.who, at=at):
+    item = reviewer.store.set_label(picture_id, stored, by=reviewer.who, at=at)
+    if item is None:
         raise ResultNotFoundError(f"no classified result for pictureId '{picture_id}'")
-    item = reviewer.store.get(picture_id)
-    final = item.final_label if item else stored
+    final = item.final_label
     data = {"pictureId": picture_id, "personLabel": stored, "labeledBy": reviewer.who, "labeledAt": at}
     text = f"{picture_id}: labelled {stored!r} (final label {final!r}) by {reviewer.who}"
     if reviewer.events is not None:
         added = LabelAdded(
             picture_id=picture_id,
             label=stored,
-            machine_label=item.top_label if item else None,
+            machine_label=item.top_label,
             labeled_by=reviewer.who,
             labeled_at=at,
         )

@@ -287,29 +287,37 @@ class ResultsStore:
         _read_items(response.get("Items", []), page.items, page.unreadable)
         return page
 
-    def set_label(self, picture_id: str, label: str, *, by: str, at: str) -> bool:
+    def set_label(self, picture_id: str, label: str, *, by: str, at: str) -> ClassificationItem | None:
         """Record a person's label beside the machine's result, and take the item out of the review queue.
         One conditional write: the item must be a classified result; two reviewers racing leave the one
-        item with one label, who and when together. ``False`` when there is no such result."""
-        return self._conditional(
-            self.client.update_item,
-            Key={"pictureId": {"S": picture_id}},
-            UpdateExpression="SET #label = :label, #by = :by, #at = :at REMOVE #queue",
-            ConditionExpression="attribute_exists(pictureId) AND #status = :classified",
-            ExpressionAttributeNames={
-                "#label": "personLabel",
-                "#by": "labeledBy",
-                "#at": "labeledAt",
-                "#queue": "reviewQueue",
-                "#status": "status",
-            },
-            ExpressionAttributeValues={
-                ":label": {"S": label},
-                ":by": {"S": by},
-                ":at": {"S": at},
-                ":classified": {"S": "classified"},
-            },
-        )
+        item with one label, who and when together. The item as written (the write returns it: no second
+        read), or ``None`` when there is no such result."""
+        try:
+            response = self.client.update_item(
+                TableName=self.table_name,
+                Key={"pictureId": {"S": picture_id}},
+                UpdateExpression="SET #label = :label, #by = :by, #at = :at REMOVE #queue",
+                ConditionExpression="attribute_exists(pictureId) AND #status = :classified",
+                ExpressionAttributeNames={
+                    "#label": "personLabel",
+                    "#by": "labeledBy",
+                    "#at": "labeledAt",
+                    "#queue": "reviewQueue",
+                    "#status": "status",
+                },
+                ExpressionAttributeValues={
+                    ":label": {"S": label},
+                    ":by": {"S": by},
+                    ":at": {"S": at},
+                    ":classified": {"S": "classified"},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except AWS_ERRORS as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise self._error(exc, "write") from exc
+        return deserialize(response["Attributes"])
 
     def clear_label(self, item: ClassificationItem, *, review_sample_rate: float = 0.0) -> bool:
         """Withdraw the person's label ``item`` was read with; the result goes back to the queue if it still
