@@ -353,6 +353,7 @@ def test_ten_labels_through_the_review_page(
     assert [f for f in seen["failed"] if f["status"] != 401] == []
     page = seen["review"]
     assert page["signedIn"] and page["done"] == 10 and page["error"] is None
+    assert not seen["signInShown"] and seen["toolbarShown"]  # signed in: the form is gone
     assert {h["pictureId"]: h["label"] for h in page["history"]} == expected
     assert seen["progress"].startswith("10 labelled · 9 left on this page · 1 skipped")
     skipped = queue[3]["pictureId"]

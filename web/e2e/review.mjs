@@ -80,13 +80,18 @@ try {
     })),
   );
   const layout = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth }));
-  if (plan.screenshot) await page.screenshot({ path: plan.screenshot, fullPage: false });
+  if (plan.screenshot) {
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: plan.screenshot, fullPage: false });
+  }
   writeFileSync(
     outPath,
     JSON.stringify({
       review,
       shown,
       progress: await page.textContent("#progress"),
+      signInShown: await page.isVisible("#sign-in"),
+      toolbarShown: await page.isVisible("#toolbar"),
       status: await page.textContent("#status"),
       failed,
       console: console_,
