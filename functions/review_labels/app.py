@@ -16,8 +16,6 @@ from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
@@ -26,7 +24,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from clip_classifier.api.json_body import parse_json_body
 from clip_classifier.api.models import ErrorDetail
-from clip_classifier.api.responses import cors_config, error_response, invalid_request_response
+from clip_classifier.api.responses import answer_common_errors, cors_config, error_response
 from clip_classifier.api.review_models import (
     DEFAULT_PAGE,
     MAX_PAGE,
@@ -40,7 +38,6 @@ from clip_classifier.exceptions import (
     InvalidCursorError,
     LabelError,
     NotSignedInError,
-    ResultNotFoundError,
 )
 from clip_classifier.invocation import ContainerHandler, Handler
 from clip_classifier.settings import ReviewSettings, load_settings
@@ -58,30 +55,9 @@ def _field_error(field: str) -> Callable[[ClassifierError], Response[Any]]:
     return answer
 
 
-def _not_found(exc: ResultNotFoundError) -> Response[Any]:
-    return error_response(HTTPStatus.NOT_FOUND, exc.code, exc.message)
-
-
 def _not_signed_in(exc: NotSignedInError) -> Response[Any]:
     detail = ErrorDetail(field="Authorization", message=exc.message)
     return error_response(HTTPStatus.UNAUTHORIZED, exc.code, exc.message, [detail])
-
-
-def _classifier_error(exc: ClassifierError) -> Response[Any]:
-    logger.error("request failed", extra={"code": exc.code, "error": exc.message})
-    metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
-    if exc.transient:
-        return error_response(
-            HTTPStatus.SERVICE_UNAVAILABLE, exc.code, "a dependency is temporarily unavailable; retry"
-        )
-    return error_response(
-        HTTPStatus.INTERNAL_SERVER_ERROR, exc.code, "the classifier is misconfigured; see the logs"
-    )
-
-
-def _unexpected(exc: Exception) -> Response[Any]:
-    logger.exception("unexpected error")
-    return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")
 
 
 def reviewer(claims: dict[str, Any] | None) -> str:
@@ -97,22 +73,10 @@ def create_resolver(
     function: Callable[[], ReviewFunction], cors: CORSConfig | None = None
 ) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True, cors=cors, json_body_deserializer=parse_json_body)
-    app.exception_handler(RequestValidationError)(invalid_request_response)
+    answer_common_errors(app, logger, metrics)
     app.exception_handler(LabelError)(_field_error("label"))
     app.exception_handler(InvalidCursorError)(_field_error("cursor"))
-    app.exception_handler(ResultNotFoundError)(_not_found)
     app.exception_handler(NotSignedInError)(_not_signed_in)
-    app.exception_handler(ClassifierError)(_classifier_error)
-    app.exception_handler(Exception)(_unexpected)
-
-    @app.exception_handler(NotFoundError)
-    def _no_route(exc: NotFoundError) -> Response[Any]:
-        method = app.current_event.http_method
-        if method == "OPTIONS":
-            return error_response(
-                HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed", "no CORS origins are configured"
-            )
-        return error_response(HTTPStatus.NOT_FOUND, "no_route", f"no route {method} {app.current_event.path}")
 
     def who() -> str:
         """The signed-in reviewer; every route asks first, so a request without one is refused before any

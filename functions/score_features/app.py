@@ -19,13 +19,11 @@ from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
     OpenAPIRequestValidationMiddleware,
     OpenAPIResponseValidationMiddleware,
 )
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
@@ -43,17 +41,15 @@ from clip_classifier.api.models import (
     ScoreResult,
 )
 from clip_classifier.api.request_checks import JSON_MEDIA_TYPE, check_body, is_json
-from clip_classifier.api.responses import cors_config, error_response, invalid_request_response
+from clip_classifier.api.responses import answer_common_errors, cors_config, error_response
 from clip_classifier.aws import AwsClients
 from clip_classifier.exceptions import (
     BodyTooLargeError,
-    ClassifierError,
     CorruptEmbeddingError,
     EmbeddingFromAnotherModelError,
     InvalidFeaturesError,
     MalformedBodyError,
     PictureConflictError,
-    ResultNotFoundError,
     UnsupportedMediaTypeError,
 )
 from clip_classifier.invocation import ContainerHandler, Handler
@@ -86,10 +82,6 @@ def _conflict(exc: PictureConflictError) -> Response[Any]:
     return error_response(HTTPStatus.CONFLICT, exc.code, exc.message, [detail])
 
 
-def _not_found(exc: ResultNotFoundError) -> Response[Any]:
-    return error_response(HTTPStatus.NOT_FOUND, exc.code, exc.message)
-
-
 def _embedding_from_another_model(exc: EmbeddingFromAnotherModelError) -> Response[Any]:
     detail = ErrorDetail(field="include", message=exc.message)
     return error_response(HTTPStatus.CONFLICT, exc.code, exc.message, [detail])
@@ -103,23 +95,6 @@ def _corrupt_embedding(exc: CorruptEmbeddingError) -> Response[Any]:
         exc.code,
         f"{exc.message}; re-classify the image (backfill) to store it again",
     )
-
-
-def _classifier_error(exc: ClassifierError) -> Response[Any]:
-    logger.error("request failed", extra={"code": exc.code, "error": exc.message})
-    metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
-    if exc.transient:
-        return error_response(
-            HTTPStatus.SERVICE_UNAVAILABLE, exc.code, "a dependency is temporarily unavailable; retry"
-        )
-    return error_response(
-        HTTPStatus.INTERNAL_SERVER_ERROR, exc.code, "the classifier is misconfigured; see the logs"
-    )
-
-
-def _unexpected(exc: Exception) -> Response[Any]:
-    logger.exception("unexpected error")
-    return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")
 
 
 def _errors(*codes: int) -> dict[int, Any]:
@@ -145,28 +120,14 @@ def create_resolver(
 ) -> APIGatewayRestResolver:
     """The API's routes and error mapping; ``function`` gives the dependencies when a route runs."""
     app = APIGatewayRestResolver(enable_validation=True, cors=cors, json_body_deserializer=parse_json_body)
-    app.exception_handler(RequestValidationError)(invalid_request_response)
+    answer_common_errors(app, logger, metrics)
     app.exception_handler(MalformedBodyError)(_malformed_body)
     app.exception_handler(BodyTooLargeError)(_too_large)
     app.exception_handler(UnsupportedMediaTypeError)(_unsupported_media_type)
     app.exception_handler(InvalidFeaturesError)(_invalid_features)
     app.exception_handler(PictureConflictError)(_conflict)
-    app.exception_handler(ResultNotFoundError)(_not_found)
     app.exception_handler(CorruptEmbeddingError)(_corrupt_embedding)
     app.exception_handler(EmbeddingFromAnotherModelError)(_embedding_from_another_model)
-    app.exception_handler(ClassifierError)(_classifier_error)
-    app.exception_handler(Exception)(_unexpected)
-
-    @app.exception_handler(NotFoundError)
-    def _no_route(exc: NotFoundError) -> Response[Any]:
-        # API Gateway forwards only the template's routes; the one way here is a preflight (OPTIONS)
-        # while no CORS origin is configured, which has no browser to answer.
-        method = app.current_event.http_method
-        if method == "OPTIONS":
-            return error_response(
-                HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed", "no CORS origins are configured"
-            )
-        return error_response(HTTPStatus.NOT_FOUND, "no_route", f"no route {method} {app.current_event.path}")
 
     def body_checks(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
         """Size, media type and encoding, before anything parses the body; a refusal raises and is

@@ -22,8 +22,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-#: Checks a reviewer's ``Authorization`` header as the Cognito authorizer does: its claims, or an exception.
+#: Checks a reviewer's ``Authorization`` header as the Cognito authorizer does: its claims, or
+#: :class:`TokenRefused`.
 Authorizer = Callable[[str | None], dict[str, str]]
+
+
+class TokenRefused(Exception):
+    """Why an authorizer refused a token (for the local API's log only: the client gets the gateway's 401).
+    Any other exception is the local stack's own fault (moto unreachable), and is not hidden as a 401."""
 
 
 @dataclass(frozen=True)
@@ -234,7 +240,7 @@ class LocalApi:
         if route.authorizer:
             try:
                 claims = self.authorizers[route.authorizer](headers.get("authorization"))
-            except Exception:  # noqa: BLE001 - whatever the check says, API Gateway answers the one 401
+            except TokenRefused:
                 self._gateway_reply(request, "UNAUTHORIZED")
                 return
         length = int(headers.get("content-length") or 0)

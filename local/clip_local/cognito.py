@@ -24,14 +24,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey, RSAPublicNumbers
 
+from .apigw import TokenRefused
 from .template import load_template, resource
 
 #: What the local stack's reviewer signs in as (``make local`` prints the password it made).
 LOCAL_REVIEWER = "reviewer@example.com"
-
-
-class TokenRefused(Exception):
-    """Why a token does not pass (for the local API's log only: the client gets the gateway's 401)."""
 
 
 @dataclass(frozen=True)

@@ -57,13 +57,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 
 @pytest.fixture(scope="module")
-def outputs(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("local") / "outputs.json"
-    path.write_text(json.dumps(stack.outputs()))
-    return path
-
-
-@pytest.fixture(scope="module")
 def heads_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("heads")
     first = prototype_head(1)

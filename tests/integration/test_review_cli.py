@@ -52,13 +52,6 @@ def seen(stack: LocalStack) -> str:
 
 
 @pytest.fixture(scope="module")
-def outputs(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("local") / "outputs.json"
-    path.write_text(json.dumps(stack.outputs()))
-    return path
-
-
-@pytest.fixture(scope="module")
 def head(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Head:
     path = tmp_path_factory.mktemp("heads") / "guarded.json"
     path.write_bytes(guarded(prototype_head(3), min_margin=0.2))

@@ -93,13 +93,6 @@ def stack() -> Iterator[LocalStack]:
 
 
 @pytest.fixture(scope="module")
-def outputs(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("local") / "outputs.json"
-    path.write_text(json.dumps(stack.outputs()))
-    return path
-
-
-@pytest.fixture(scope="module")
 def token(stack: LocalStack) -> str:
     return stack.sign_in(EMAIL, PASSWORD)
 

@@ -62,7 +62,7 @@ ALLOWED: dict[str, set[str]] = {
         "events",
     },
     #: The operator's command line: on top of everything, imported by nothing.
-    "cli": {"exceptions", "aws", "head", "image", "model", "registry", "storage", "events", "ports"},
+    "cli": {"exceptions", "aws", "head", "image", "model", "registry", "storage", "events", "ports", "api"},
 }
 
 

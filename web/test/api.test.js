@@ -4,22 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { ApiError, ClassifierApi } from "../src/api.js";
-
-/**
- * @param {number} status @param {unknown} body
- * @returns {{calls: {url: string, init: any}[], fetch: typeof fetch}}
- */
-function fake(status, body) {
-  /** @type {{url: string, init: any}[]} */
-  const calls = [];
-  const fetcher = /** @type {typeof fetch} */ (
-    async (url, init) => {
-      calls.push({ url: String(url), init });
-      return new Response(body === undefined ? null : JSON.stringify(body), { status });
-    }
-  );
-  return { calls, fetch: fetcher };
-}
+import { fake } from "./fake-fetch.js";
 
 test("a score request carries the key, JSON and the features as numbers", async () => {
   const { calls, fetch } = fake(200, { topLabel: "pet", classes: ["pet"], probabilities: { pet: 1 }, stored: true });

@@ -7,22 +7,7 @@ import { test } from "node:test";
 import { ApiError } from "../src/api.js";
 import { percent } from "../src/formats.js";
 import { ReviewApi, choices, cognitoEndpoint, signIn } from "../src/review-api.js";
-
-/**
- * @param {number} status @param {unknown} body
- * @returns {{calls: {url: string, init: any}[], fetch: typeof fetch}}
- */
-function fake(status, body) {
-  /** @type {{url: string, init: any}[]} */
-  const calls = [];
-  const fetcher = /** @type {typeof fetch} */ (
-    async (url, init) => {
-      calls.push({ url: String(url), init });
-      return new Response(body === undefined ? null : JSON.stringify(body), { status });
-    }
-  );
-  return { calls, fetch: fetcher };
-}
+import { fake } from "./fake-fetch.js";
 
 test("sign-in asks Cognito for USER_PASSWORD_AUTH with the app client and returns the ID token", async () => {
   const { calls, fetch } = fake(200, { AuthenticationResult: { IdToken: "id.tok.en", AccessToken: "a", ExpiresIn: 3600 } });

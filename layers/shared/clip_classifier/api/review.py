@@ -6,7 +6,7 @@ The same store methods as ``clip-classifier review`` (an operator's terminal), f
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -69,45 +69,70 @@ class ReviewService:
         )
 
     def label(self, picture_id: str, label: str, *, by: str) -> tuple[LabelResult, int]:
-        """Record ``by``'s label, and how many events were not published (a failed publish never fails the
-        label). A :class:`~.exceptions.LabelError` names a label outside the active head's classes, a
-        :class:`~.exceptions.ResultNotFoundError` a picture with no classified result."""
-        stored = check_label(label, self.head.get().classes)
-        at = self.clock()
-        item = self.store.set_label(picture_id, stored, by=by, at=at)
-        if item is None:
-            raise ResultNotFoundError(f"no classified result for pictureId '{picture_id}'")
-        unpublished = 0
-        if self.events is not None:
-            unpublished = self.events.publish(
-                [
-                    LabelAdded(
-                        picture_id=picture_id,
-                        label=stored,
-                        machine_label=item.top_label,
-                        labeled_by=by,
-                        labeled_at=at,
-                    )
-                ]
-            )
+        """Record ``by``'s label (:func:`give_label`), and how many events were not published."""
+        item, unpublished = give_label(
+            self.store,
+            picture_id,
+            label,
+            classes=self.head.get().classes,
+            by=by,
+            at=self.clock(),
+            events=self.events,
+        )
         result = LabelResult(
             picture_id=picture_id,
-            person_label=stored,
-            labeled_at=at,
+            person_label=item.person_label,
+            labeled_at=item.labeled_at,
             top_label=item.top_label,
-            final_label=stored,
+            final_label=item.final_label,
             queued=False,
         )
         return result, unpublished
 
     def unlabel(self, picture_id: str) -> LabelResult:
-        """Withdraw the person's label; the result goes back to the queue if it still needs a person."""
-        item = self.store.get(picture_id)
-        if item is None or item.person_label is None:
-            raise ResultNotFoundError(f"pictureId '{picture_id}' has no person's label to withdraw")
-        if not self.store.clear_label(item, review_sample_rate=self.review_sample_rate):
-            raise ResultNotFoundError(f"pictureId '{picture_id}': its label changed meanwhile; look again")
-        queued = needs_review(picture_id, item.ambiguous, labelled=False, sample_rate=self.review_sample_rate)
+        """Withdraw the person's label (:func:`withdraw_label`)."""
+        item, queued = withdraw_label(self.store, picture_id, review_sample_rate=self.review_sample_rate)
         return LabelResult(
             picture_id=picture_id, top_label=item.top_label, final_label=item.top_label, queued=queued
         )
+
+
+def give_label(
+    store: ReviewResults,
+    picture_id: str,
+    label: str,
+    *,
+    classes: Sequence[str],
+    by: str,
+    at: str,
+    events: EventPublisher | None,
+) -> tuple[ClassificationItem, int]:
+    """A person's label beside the machine's result, announced as ``Label Added`` (the one path of the
+    reviewers' route and ``clip-classifier review label``): the item as written, and how many events were
+    not published (a failed publish never fails the label). A :class:`~.exceptions.LabelError` names a label
+    outside ``classes``, a :class:`~.exceptions.ResultNotFoundError` a picture with no classified result."""
+    stored = check_label(label, classes)
+    item = store.set_label(picture_id, stored, by=by, at=at)
+    if item is None:
+        raise ResultNotFoundError(f"no classified result for pictureId '{picture_id}'")
+    if events is None:
+        return item, 0
+    added = LabelAdded(
+        picture_id=picture_id, label=stored, machine_label=item.top_label, labeled_by=by, labeled_at=at
+    )
+    return item, events.publish([added])
+
+
+def withdraw_label(
+    store: ReviewResults, picture_id: str, *, review_sample_rate: float
+) -> tuple[ClassificationItem, bool]:
+    """Withdraw the person's label: the item as it was, and whether it waits in the queue again (it still
+    needs a person). :class:`~.exceptions.ResultNotFoundError` when there is no label, or it changed
+    meanwhile (another reviewer)."""
+    item = store.get(picture_id)
+    if item is None or item.person_label is None:
+        raise ResultNotFoundError(f"pictureId '{picture_id}' has no person's label to withdraw")
+    if not store.clear_label(item, review_sample_rate=review_sample_rate):
+        raise ResultNotFoundError(f"pictureId '{picture_id}': its label changed meanwhile; look again")
+    queued = needs_review(picture_id, item.ambiguous, labelled=False, sample_rate=review_sample_rate)
+    return item, queued

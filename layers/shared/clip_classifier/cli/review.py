@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from clip_classifier.api.review import give_label, withdraw_label
 from clip_classifier.cli.heads import Output
 from clip_classifier.cli.tables import table
-from clip_classifier.events.messages import LabelAdded
 from clip_classifier.exceptions import ConfigurationError, CorruptEmbeddingError, ResultNotFoundError
 from clip_classifier.ports import EventPublisher
 from clip_classifier.registry.service import HeadRegistry
@@ -27,7 +27,6 @@ from clip_classifier.storage.result_item import ClassificationItem
 from clip_classifier.storage.results_table import ResultsStore
 from clip_classifier.storage.review_queue import (
     NONE_OF_THESE,
-    check_label,
     decode_cursor,
     encode_cursor,
 )
@@ -85,34 +84,32 @@ def review_list(reviewer: Reviewer, *, limit: int, cursor: str | None) -> Output
 
 
 def label_picture(reviewer: Reviewer, picture_id: str, label: str) -> Output:
-    stored = check_label(label, reviewer.active_classes())
-    at = reviewer.clock()
-    item = reviewer.store.set_label(picture_id, stored, by=reviewer.who, at=at)
-    if item is None:
-        raise ResultNotFoundError(f"no classified result for pictureId '{picture_id}'")
-    final = item.final_label
-    data = {"pictureId": picture_id, "personLabel": stored, "labeledBy": reviewer.who, "labeledAt": at}
-    text = f"{picture_id}: labelled {stored!r} (final label {final!r}) by {reviewer.who}"
-    if reviewer.events is not None:
-        added = LabelAdded(
-            picture_id=picture_id,
-            label=stored,
-            machine_label=item.top_label,
-            labeled_by=reviewer.who,
-            labeled_at=at,
-        )
-        if reviewer.events.publish([added]):
-            text += "\n(the Label Added event was not published: EventBridge refused it)"
+    item, unpublished = give_label(
+        reviewer.store,
+        picture_id,
+        label,
+        classes=reviewer.active_classes(),
+        by=reviewer.who,
+        at=reviewer.clock(),
+        events=reviewer.events,
+    )
+    stored = item.person_label
+    data = {
+        "pictureId": picture_id,
+        "personLabel": stored,
+        "labeledBy": reviewer.who,
+        "labeledAt": item.labeled_at,
+    }
+    text = f"{picture_id}: labelled {stored!r} (final label {item.final_label!r}) by {reviewer.who}"
+    if unpublished:
+        text += "\n(the Label Added event was not published: EventBridge refused it)"
     return Output(text, data)
 
 
 def unlabel_picture(reviewer: Reviewer, picture_id: str) -> Output:
-    item = reviewer.store.get(picture_id)
-    if item is None or item.person_label is None:
-        raise ResultNotFoundError(f"pictureId '{picture_id}' has no person's label to withdraw")
-    if not reviewer.store.clear_label(item):
-        raise ResultNotFoundError(f"pictureId '{picture_id}': its label changed meanwhile; look again")
-    back = "back in the review queue" if item.ambiguous else "not doubtful: not queued"
+    # The operator's command does not sample confident results back in: only a doubtful one waits again.
+    item, queued = withdraw_label(reviewer.store, picture_id, review_sample_rate=0.0)
+    back = "back in the review queue" if queued else "not doubtful: not queued"
     return Output(f"{picture_id}: label {item.person_label!r} withdrawn ({back})", {"pictureId": picture_id})
 
 
