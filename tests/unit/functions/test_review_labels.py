@@ -368,3 +368,21 @@ def test_no_token_image_link_or_label_body_reaches_the_logs(
     out = capsys.readouterr().out
     assert status == 200 and page["items"][0]["imageUrl"]
     assert "X-Amz-Signature" not in out and "zebra" not in out and "reviewer@example.com" not in out
+
+
+def test_a_picture_id_with_reserved_characters_is_labelled_as_itself(
+    api: ReviewApi, dynamodb: Any, head: Head
+) -> None:
+    """API Gateway passes path parameters percent-encoded as sent: ``a:b@c+d(1)`` must reach its own item,
+    never a look-alike (``a:b@c d(1)`` with '+' read as a space)."""
+    store = ResultsStore(TABLE, dynamodb)
+    result = ResultFields.from_prediction(predict_one(head, np.full(512, 0.03)), head_version=head.version)
+    store.put_api_results(
+        [ClassificationItem.classified("a:b@c+d(1)", result, source=SourceInfo(type="api"))]
+    )
+    status, body = api.label("a:b@c+d(1)", head.classes[2])
+    assert status == 200 and body["pictureId"] == "a:b@c+d(1)"
+    stored = store.get("a:b@c+d(1)")
+    assert stored is not None and stored.person_label == head.classes[2]
+    assert api.label("a:b@c d(1)", head.classes[2])[0] == 404
+    assert api.unlabel("a:b@c+d(1)")[0] == 200
